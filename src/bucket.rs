@@ -1,0 +1,49 @@
+//! Sticky percentages, compatible with Unleash's `normalizedValue`, so a user lands in the same
+//! cohort here as in an Unleash feature flag with the same group id.
+
+/// `murmur3_x86_32(utf8(group + ":" + key), seed 0) % 100 + 1`: a number in 1..=100.
+pub fn bucket(group: &str, key: &str) -> u32 {
+    let mut joined = String::with_capacity(group.len() + 1 + key.len());
+    joined.push_str(group);
+    joined.push(':');
+    joined.push_str(key);
+    bucket_of_prefixed(&joined)
+}
+
+/// Same as [`bucket`] for an already joined `group:key`.
+pub(crate) fn bucket_of_prefixed(joined: &str) -> u32 {
+    murmur3_x86_32(joined.as_bytes()) % 100 + 1
+}
+
+pub fn murmur3_x86_32(bytes: &[u8]) -> u32 {
+    // Reading from a byte slice cannot fail; 0 keeps the signature total anyway.
+    murmur3::murmur3_32(&mut std::io::Cursor::new(bytes), 0).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference values of MurmurHash3_x86_32 with seed 0 (from the reference C++ implementation).
+    #[test]
+    fn murmur3_reference_vectors() {
+        assert_eq!(murmur3_x86_32(b""), 0);
+        assert_eq!(murmur3_x86_32(b"hello"), 0x248b_fa47);
+        assert_eq!(
+            murmur3_x86_32(b"The quick brown fox jumps over the lazy dog"),
+            0x2e4f_f723
+        );
+    }
+}
+
+#[cfg(test)]
+mod unleash {
+    use super::*;
+
+    /// The vectors Unleash's own clients pin (`normalizedValue(id, groupId)`).
+    #[test]
+    fn matches_unleash_normalized_value() {
+        assert_eq!(bucket("gr1", "123"), 73);
+        assert_eq!(bucket("groupX", "999"), 25);
+    }
+}

@@ -1,0 +1,176 @@
+//! The proxy-wasm glue: the only module that talks to the host. It compiles the config once in
+//! the root context, and per request evaluates, strips any client-sent color, stamps the
+//! computed one and asks Envoy to re-select the route.
+//!
+//! The SDK's convenience getters unwrap host results (a trap is an outage for the worker), so
+//! request data is read through the `hostcalls` that return `Result`, and errors mean "absent".
+
+use crate::config::FilterConfig;
+use crate::lang::eval::{DecidedBy, Decision};
+use crate::request::{RequestFacts, RequestSource};
+use log::{debug, error, info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ColorRoot { config: None }) });
+}}
+
+struct ColorRoot {
+    config: Option<Rc<FilterConfig>>,
+}
+
+impl Context for ColorRoot {}
+
+impl RootContext for ColorRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(status) => {
+                error!("traffic-color: cannot read the plugin configuration: {status:?}");
+                return false;
+            }
+        };
+        match FilterConfig::from_json(&bytes) {
+            Ok(config) => {
+                info!(
+                    "traffic-color: loaded {} rules{}, color header `{}`",
+                    config.program.rules.len(),
+                    if config.program.default.is_some() {
+                        " and a default"
+                    } else {
+                        ""
+                    },
+                    config.header.as_str()
+                );
+                if config.trust == crate::config::ClaimTrust::Unverified {
+                    warn!(
+                        "traffic-color: jwt trust is `unverified`: token claims are read WITHOUT checking signatures; only run this behind a hop that verified the token"
+                    );
+                }
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                error!("traffic-color: configuration rejected: {e}");
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let config = self.config.clone()?;
+        Some(Box::new(Color {
+            id: context_id,
+            config,
+            decided: DecidedBy::Nothing,
+        }))
+    }
+}
+
+struct Color {
+    id: u32,
+    config: Rc<FilterConfig>,
+    decided: DecidedBy,
+}
+
+impl Context for Color {}
+
+impl HttpContext for Color {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let config = Rc::clone(&self.config);
+        let header = config.header.as_str();
+        let facts = RequestFacts::new(&Host, &config.program.needs, config.trust);
+        let Decision { tag, by } = config.program.decide(&facts);
+        self.decided = by;
+        // The client's own color must never survive: remove it, then stamp ours.
+        let stamped =
+            hostcalls::set_map_value(MapType::HttpRequestHeaders, header, None).and_then(|()| {
+                match tag {
+                    Some(tag) => hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        header,
+                        Some(tag.as_str()),
+                    ),
+                    None => Ok(()),
+                }
+            });
+        if let Err(status) = stamped {
+            warn!("#{} cannot set {header}: {status:?}", self.id);
+        }
+        // Envoy 1.40 re-selects the route by itself after a header change; older hosts or
+        // configs with the refresh off need the explicit call, and some hosts lack it.
+        let _ = hostcalls::call_foreign_function("clear_route_cache", None);
+        debug!(
+            "#{} {header}: {} (by {})",
+            self.id,
+            tag.map_or("<unset>", |t| t.as_str()),
+            describe(by)
+        );
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(debug_header) = &self.config.debug_header {
+            let value = describe(self.decided);
+            if let Err(status) = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                debug_header.as_str(),
+                Some(&value),
+            ) {
+                warn!(
+                    "#{} cannot set {}: {status:?}",
+                    self.id,
+                    debug_header.as_str()
+                );
+            }
+        }
+        Action::Continue
+    }
+}
+
+fn describe(by: DecidedBy) -> String {
+    match by {
+        DecidedBy::Rule(n) => n.to_string(),
+        DecidedBy::Default => "default".to_string(),
+        DecidedBy::Nothing => "none".to_string(),
+    }
+}
+
+/// The current request as seen through proxy-wasm host calls.
+struct Host;
+
+impl RequestSource for Host {
+    fn header(&self, name: &str) -> Option<String> {
+        let bytes = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok()??;
+        String::from_utf8(bytes).ok()
+    }
+
+    fn header_values(&self, name: &str) -> Vec<String> {
+        // Only Cookie needs every value; Envoy's single-value getter returns the first one.
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .filter_map(|(_, v)| String::from_utf8(v).ok())
+            .collect()
+    }
+
+    fn source_address(&self) -> Option<String> {
+        let bytes = hostcalls::get_property(vec!["source", "address"]).ok()??;
+        String::from_utf8(bytes).ok()
+    }
+
+    fn now(&self) -> Option<i64> {
+        let t = hostcalls::get_current_time().ok()?;
+        i64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_nanos()).ok()
+    }
+}

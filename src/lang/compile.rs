@@ -1,0 +1,505 @@
+//! Checks a parsed program and lowers it to the [`Program`] a request is evaluated against:
+//! types checked, regexes compiled, lists turned into sets, every value given a slot.
+
+use super::ast::{self, Expr, LiteralKind, Op, Spanned, ValueKind};
+use super::error::{Diagnostic, ErrorKind};
+use super::limits;
+use super::program::*;
+use super::span::{Span, line_col};
+use super::time::parse_rfc3339;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// What a value can be compared as, decided by its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    /// `path`, `method`, `host`: text only.
+    Str,
+    /// Headers, query parameters, cookies: text that may also read as a number or version.
+    Text,
+    /// JWT claims: any JSON value.
+    Claim,
+    /// `bucket(..)`: a number 1..100.
+    Num,
+    /// `source.ip`.
+    Ip,
+}
+
+impl Ty {
+    fn describe(self) -> &'static str {
+        match self {
+            Ty::Str => "text (path, method, host)",
+            Ty::Text => "a header, query or cookie value",
+            Ty::Claim => "a token claim",
+            Ty::Num => "a bucket number",
+            Ty::Ip => "source.ip",
+        }
+    }
+}
+
+pub(crate) struct Compiler<'s> {
+    source: &'s str,
+    pub(crate) errors: Vec<Diagnostic>,
+    needs: Needs,
+}
+
+impl<'s> Compiler<'s> {
+    pub(crate) fn new(source: &'s str, errors: Vec<Diagnostic>) -> Self {
+        Compiler {
+            source,
+            errors,
+            needs: Needs::default(),
+        }
+    }
+
+    fn error(&mut self, kind: ErrorKind, span: Span) {
+        self.errors.push(Diagnostic::new(kind, span));
+    }
+
+    pub(crate) fn program(mut self, ast: &ast::Program) -> Result<Program, Vec<Diagnostic>> {
+        let mut rules = Vec::new();
+        let mut default: Option<(Tag, Span)> = None;
+        if ast.rules.len() > limits::MAX_RULES {
+            let span = ast.rules[limits::MAX_RULES].keyword;
+            self.error(
+                ErrorKind::TooManyRules {
+                    limit: limits::MAX_RULES,
+                },
+                span,
+            );
+        }
+        for rule in &ast.rules {
+            let tag = self.tag(&rule.tag);
+            if let Some((_, first)) = &default {
+                let kind = match rule.condition {
+                    None => ErrorKind::DuplicateDefault {
+                        first_line: line_col(self.source, first.start).0,
+                    },
+                    Some(_) => ErrorKind::DefaultNotLast,
+                };
+                self.error(kind, rule.keyword);
+            }
+            let window = self.window(rule);
+            match &rule.condition {
+                None => {
+                    if default.is_none() {
+                        default = tag.map(|t| (t, rule.keyword));
+                    }
+                }
+                Some(expr) => {
+                    let cond = self.cond(expr);
+                    if let (Some(cond), Some(tag)) = (cond, tag) {
+                        rules.push(Rule {
+                            cond,
+                            window,
+                            tag,
+                            line: line_col(self.source, rule.keyword.start).0,
+                        });
+                    }
+                }
+            }
+        }
+        if ast.rules.is_empty() && self.errors.is_empty() {
+            self.error(ErrorKind::NoRules, Span::new(0, 0));
+        }
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        self.needs.clock = rules.iter().any(|r| !r.window.is_always());
+        Ok(Program {
+            rules,
+            default: default.map(|(t, _)| t),
+            needs: self.needs,
+        })
+    }
+
+    fn tag(&mut self, tag: &Spanned<String>) -> Option<Tag> {
+        let ok = (1..=64).contains(&tag.node.len())
+            && tag
+                .node
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-~".contains(&b));
+        if ok {
+            Some(Tag(tag.node.clone()))
+        } else {
+            self.error(ErrorKind::InvalidTag(tag.node.clone()), tag.span);
+            None
+        }
+    }
+
+    fn window(&mut self, rule: &ast::Rule) -> Window {
+        let mut instant = |t: &Option<Spanned<String>>| {
+            let t = t.as_ref()?;
+            match parse_rfc3339(&t.node) {
+                Ok(n) => Some(n),
+                Err(reason) => {
+                    self.error(
+                        ErrorKind::InvalidTime {
+                            text: t.node.clone(),
+                            reason,
+                        },
+                        t.span,
+                    );
+                    None
+                }
+            }
+        };
+        let window = Window {
+            from: instant(&rule.from),
+            until: instant(&rule.until),
+        };
+        if let (Some(f), Some(u), Some(span)) = (window.from, window.until, &rule.until) {
+            if f >= u {
+                self.error(ErrorKind::EmptyWindow, span.span);
+            }
+        }
+        window
+    }
+
+    fn cond(&mut self, expr: &Expr) -> Option<Cond> {
+        match expr {
+            Expr::Or(terms) => self.all_of(terms).map(Cond::Any),
+            Expr::And(terms) => self.all_of(terms).map(Cond::All),
+            Expr::Not(inner) => self.cond(inner).map(|c| Cond::Not(Box::new(c))),
+            Expr::Exists(value) => self.value(value).map(|(val, _)| Cond::Exists(val)),
+            Expr::Bare(value) => {
+                self.error(ErrorKind::ValueIsNotCondition, value.span);
+                None
+            }
+            Expr::Invalid => None,
+            Expr::Compare { value, op, literal } => {
+                let lowered = self.value(value);
+                let test = self.test(lowered.as_ref().map(|(_, ty)| *ty), op, literal);
+                let (val, _) = lowered?;
+                Some(Cond::Test { val, test: test? })
+            }
+        }
+    }
+
+    /// Lowers every term (so each reports its errors) and fails if any failed.
+    fn all_of(&mut self, terms: &[Expr]) -> Option<Vec<Cond>> {
+        let lowered: Vec<Option<Cond>> = terms.iter().map(|t| self.cond(t)).collect();
+        lowered.into_iter().collect()
+    }
+
+    fn name(&mut self, name: &str, span: Span) -> Option<()> {
+        if name.is_empty() {
+            self.error(ErrorKind::EmptyName, span);
+            None
+        } else {
+            Some(())
+        }
+    }
+
+    fn value(&mut self, value: &ast::Value) -> Option<(Val, Ty)> {
+        let span = value.span;
+        Some(match &value.node {
+            ValueKind::Header(name) => {
+                self.name(name, span)?;
+                let name = name.to_ascii_lowercase();
+                (
+                    Val::Header(Needs::slot(&mut self.needs.headers, &name)),
+                    Ty::Text,
+                )
+            }
+            ValueKind::Query(name) => {
+                self.name(name, span)?;
+                (
+                    Val::Query(Needs::slot(&mut self.needs.queries, name)),
+                    Ty::Text,
+                )
+            }
+            ValueKind::Cookie(name) => {
+                self.name(name, span)?;
+                (
+                    Val::Cookie(Needs::slot(&mut self.needs.cookies, name)),
+                    Ty::Text,
+                )
+            }
+            ValueKind::Token(path) => {
+                if path.iter().any(String::is_empty) {
+                    self.name("", span)?;
+                }
+                (
+                    Val::Claim(Needs::slot(&mut self.needs.claims, path)),
+                    Ty::Claim,
+                )
+            }
+            ValueKind::Path => {
+                self.needs.path = true;
+                (Val::Path, Ty::Str)
+            }
+            ValueKind::Method => {
+                self.needs.method = true;
+                (Val::Method, Ty::Str)
+            }
+            ValueKind::Host => {
+                self.needs.host = true;
+                (Val::Host, Ty::Str)
+            }
+            ValueKind::SourceIp => {
+                self.needs.source_ip = true;
+                (Val::SourceIp, Ty::Ip)
+            }
+            ValueKind::Bucket { key, group } => {
+                let key = self.value(key);
+                let group = match group {
+                    None => {
+                        self.error(ErrorKind::MissingBucketGroup, span);
+                        None
+                    }
+                    Some(g) if g.node.is_empty() => {
+                        self.error(ErrorKind::EmptyBucketGroup, g.span);
+                        None
+                    }
+                    Some(g) => Some(format!("{}:", g.node)),
+                };
+                let (key, _) = key?;
+                (
+                    Val::Bucket {
+                        key: Box::new(key),
+                        prefix: group?,
+                    },
+                    Ty::Num,
+                )
+            }
+            ValueKind::Invalid => return None,
+        })
+    }
+
+    fn mismatch(&mut self, ty: Ty, op: &Spanned<Op>, wants: &'static str) -> Option<Test> {
+        self.error(
+            ErrorKind::TypeMismatch {
+                value: ty.describe(),
+                op: op.node.spelling().to_string(),
+                wants,
+            },
+            op.span,
+        );
+        None
+    }
+
+    /// Checks the operator against the value's type (when known) and compiles the literal.
+    fn test(&mut self, ty: Option<Ty>, op: &Spanned<Op>, lit: &ast::Literal) -> Option<Test> {
+        let negate = matches!(op.node, Op::Ne | Op::NotIn | Op::NotMatch);
+        let check = match op.node {
+            Op::Eq | Op::Ne => {
+                if ty == Some(Ty::Ip) {
+                    let s = self.string_lit(ty, op, lit, "an IP address string")?;
+                    let ip: IpAddr = match s.parse() {
+                        Ok(ip) => ip,
+                        Err(_) => {
+                            self.error(ErrorKind::InvalidIp(s), lit.span);
+                            return None;
+                        }
+                    };
+                    Check::InNets(vec![IpNet::from(ip)])
+                } else {
+                    Check::Eq(self.scalar(ty, op, lit)?)
+                }
+            }
+            Op::In | Op::NotIn => {
+                let LiteralKind::List(items) = &lit.node else {
+                    let span = lit.span;
+                    self.error(
+                        ErrorKind::Expected {
+                            expected: "a [list] after `in`",
+                            found: "a single value".into(),
+                        },
+                        span,
+                    );
+                    return None;
+                };
+                if items.is_empty() {
+                    self.error(ErrorKind::EmptyList, lit.span);
+                    return None;
+                }
+                if ty == Some(Ty::Ip) {
+                    let nets: Option<Vec<IpNet>> =
+                        items.iter().map(|item| self.net(ty, op, item)).collect();
+                    Check::InNets(nets?)
+                } else {
+                    let mut one_of = OneOf::default();
+                    let mut ok = true;
+                    for item in items {
+                        match self.scalar(ty, op, item) {
+                            Some(Scalar::Str(s)) => {
+                                one_of.strings.insert(s);
+                            }
+                            Some(other) => one_of.others.push(other),
+                            None => ok = false,
+                        }
+                    }
+                    if !ok {
+                        return None;
+                    }
+                    Check::OneOf(one_of)
+                }
+            }
+            Op::Match | Op::NotMatch => {
+                if matches!(ty, Some(Ty::Num | Ty::Ip)) {
+                    return self.mismatch(ty?, op, "a value that is text");
+                }
+                let pattern = self.string_lit(ty, op, lit, "a regex string")?;
+                Check::Regex(self.regex(pattern, lit.span)?)
+            }
+            Op::StartsWith | Op::EndsWith | Op::Contains => {
+                if matches!(ty, Some(Ty::Num | Ty::Ip)) {
+                    return self.mismatch(ty?, op, "a value that is text");
+                }
+                let s = self.string_lit(ty, op, lit, "a string")?;
+                match op.node {
+                    Op::StartsWith => Check::StartsWith(s),
+                    Op::EndsWith => Check::EndsWith(s),
+                    _ => Check::Contains(s),
+                }
+            }
+            Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                if matches!(ty, Some(Ty::Str | Ty::Ip)) {
+                    return self.mismatch(ty?, op, "a value that can be a number or version");
+                }
+                let order = match op.node {
+                    Op::Lt => Order::Lt,
+                    Op::Le => Order::Le,
+                    Op::Gt => Order::Gt,
+                    _ => Order::Ge,
+                };
+                let bound = match &lit.node {
+                    LiteralKind::Num(n) => Bound::Num(*n),
+                    LiteralKind::Version(v) if ty != Some(Ty::Num) => Bound::Version(v.clone()),
+                    LiteralKind::Invalid => return None,
+                    _ if ty == Some(Ty::Num) => {
+                        return self.lit_mismatch(op, lit, Ty::Num, "a number");
+                    }
+                    _ => {
+                        return self.lit_mismatch(
+                            op,
+                            lit,
+                            ty.unwrap_or(Ty::Text),
+                            "a number or version",
+                        );
+                    }
+                };
+                Check::Order(order, bound)
+            }
+            Op::Invalid => return None,
+        };
+        Some(Test { check, negate })
+    }
+
+    fn lit_mismatch(
+        &mut self,
+        op: &Spanned<Op>,
+        lit: &ast::Literal,
+        ty: Ty,
+        wants: &'static str,
+    ) -> Option<Test> {
+        self.error(
+            ErrorKind::TypeMismatch {
+                value: ty.describe(),
+                op: op.node.spelling().to_string(),
+                wants,
+            },
+            lit.span,
+        );
+        None
+    }
+
+    fn string_lit(
+        &mut self,
+        ty: Option<Ty>,
+        op: &Spanned<Op>,
+        lit: &ast::Literal,
+        wants: &'static str,
+    ) -> Option<String> {
+        match &lit.node {
+            LiteralKind::Str(s) => Some(s.clone()),
+            LiteralKind::Invalid => None,
+            _ => {
+                self.lit_mismatch(op, lit, ty.unwrap_or(Ty::Text), wants);
+                None
+            }
+        }
+    }
+
+    /// A literal for `==`/`in`, checked against what the value can be.
+    fn scalar(&mut self, ty: Option<Ty>, op: &Spanned<Op>, lit: &ast::Literal) -> Option<Scalar> {
+        let scalar = match &lit.node {
+            LiteralKind::Str(s) => Scalar::Str(s.clone()),
+            LiteralKind::Num(n) => Scalar::Num(*n),
+            LiteralKind::Version(v) => Scalar::Version(v.clone()),
+            LiteralKind::Bool(b) => Scalar::Bool(*b),
+            LiteralKind::List(_) => {
+                self.error(
+                    ErrorKind::Expected {
+                        expected: "a single value (use `in` for a list)",
+                        found: "a list".into(),
+                    },
+                    lit.span,
+                );
+                return None;
+            }
+            LiteralKind::Invalid => return None,
+        };
+        let fits = match (ty, &scalar) {
+            (Some(Ty::Str), Scalar::Str(_)) => true,
+            (Some(Ty::Str), _) => false,
+            (Some(Ty::Num), Scalar::Num(_)) => true,
+            (Some(Ty::Num), _) => false,
+            _ => true,
+        };
+        if fits {
+            Some(scalar)
+        } else {
+            let ty = ty.unwrap_or(Ty::Text);
+            let wants = if ty == Ty::Num {
+                "a number"
+            } else {
+                "a string"
+            };
+            self.lit_mismatch(op, lit, ty, wants);
+            None
+        }
+    }
+
+    fn net(&mut self, ty: Option<Ty>, op: &Spanned<Op>, lit: &ast::Literal) -> Option<IpNet> {
+        let s = self.string_lit(ty, op, lit, "IP address or CIDR strings")?;
+        let net = s
+            .parse::<IpNet>()
+            .ok()
+            .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from));
+        if net.is_none() {
+            self.error(ErrorKind::InvalidIp(s), lit.span);
+        }
+        net.map(|n| n.trunc())
+    }
+
+    fn regex(&mut self, pattern: String, span: Span) -> Option<regex_lite::Regex> {
+        if pattern.chars().count() > limits::MAX_REGEX_CHARS {
+            self.error(
+                ErrorKind::RegexTooLarge {
+                    limit: limits::MAX_REGEX_CHARS,
+                },
+                span,
+            );
+            return None;
+        }
+        match regex_lite::RegexBuilder::new(&pattern)
+            .size_limit(limits::MAX_REGEX_COMPILED)
+            .nest_limit(limits::MAX_DEPTH as u32 * 4)
+            .build()
+        {
+            Ok(re) => Some(re),
+            Err(e) => {
+                self.error(
+                    ErrorKind::InvalidRegex {
+                        pattern,
+                        reason: e.to_string(),
+                    },
+                    span,
+                );
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Everything that can be wrong with a program, each kind with the data its message needs.
+//! Diagnostics are collected, never first-fail: a user fixing a rules file sees every mistake.
+
+use super::span::{Span, line_col};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ErrorKind {
+    UnterminatedString,
+    InvalidEscape(String),
+    UnexpectedChar(char),
+    InvalidNumber(String),
+    Expected {
+        expected: &'static str,
+        found: String,
+    },
+    UnknownSource(String),
+    UnknownOperator(String),
+    InvalidRegex {
+        pattern: String,
+        reason: String,
+    },
+    MissingBucketGroup,
+    EmptyBucketGroup,
+    TypeMismatch {
+        value: &'static str,
+        op: String,
+        wants: &'static str,
+    },
+    ValueIsNotCondition,
+    DuplicateDefault {
+        first_line: usize,
+    },
+    DefaultNotLast,
+    InvalidTag(String),
+    InvalidTime {
+        text: String,
+        reason: &'static str,
+    },
+    EmptyWindow,
+    InvalidIp(String),
+    EmptyName,
+    EmptyList,
+    NoRules,
+    TooManyRules {
+        limit: usize,
+    },
+    TooDeep {
+        limit: usize,
+    },
+    ProgramTooLarge {
+        bytes: usize,
+        limit: usize,
+    },
+    RegexTooLarge {
+        limit: usize,
+    },
+    ListTooLong {
+        limit: usize,
+    },
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ErrorKind::*;
+        match self {
+            UnterminatedString => write!(
+                f,
+                "unterminated string; close it with `\"` on the same line"
+            ),
+            InvalidEscape(e) => write!(
+                f,
+                "invalid escape `{e}` in string; escapes are \\\" \\\\ \\n \\t \\r \\u{{..}} (write `\\\\` for a regex backslash)"
+            ),
+            UnexpectedChar(c) => write!(f, "unexpected character `{}`", c.escape_debug()),
+            InvalidNumber(n) => write!(f, "invalid number or version `{n}`"),
+            Expected { expected, found } => write!(f, "expected {expected}, found {found}"),
+            UnknownSource(s) => write!(
+                f,
+                "unknown source `{s}`; expected one of header[..], query[..], cookie[..], token[..], path, method, host, source.ip, bucket(.., \"group\")"
+            ),
+            UnknownOperator(o) => write!(
+                f,
+                "unknown operator `{o}`; expected one of ==, !=, =~, !~, <, <=, >, >=, in, not in, starts_with, ends_with, contains"
+            ),
+            InvalidRegex { pattern, reason } => {
+                write!(f, "invalid regex `{pattern}`: {}", reason.trim())
+            }
+            MissingBucketGroup => write!(
+                f,
+                "bucket needs a group: bucket(key, \"group\"); without one, cohorts of different rules would coincide"
+            ),
+            EmptyBucketGroup => write!(f, "bucket group must not be empty"),
+            TypeMismatch { value, op, wants } => {
+                write!(f, "type error: `{op}` on {value} needs {wants}")
+            }
+            ValueIsNotCondition => write!(
+                f,
+                "a value is not a condition; compare it (e.g. `== \"x\"`) or test it with exists(..)"
+            ),
+            DuplicateDefault { first_line } => {
+                write!(
+                    f,
+                    "duplicate default; the first one is on line {first_line}"
+                )
+            }
+            DefaultNotLast => write!(f, "`default` must be the last rule"),
+            InvalidTag(t) => write!(
+                f,
+                "invalid tag `{t}`: use 1 to 64 characters from A-Z a-z 0-9 . _ - ~"
+            ),
+            InvalidTime { text, reason } => {
+                write!(f, "invalid RFC 3339 time `{text}`: {reason}")
+            }
+            EmptyWindow => write!(f, "time window is empty: `from` must be before `until`"),
+            InvalidIp(s) => write!(f, "invalid IP address or CIDR `{s}`"),
+            EmptyName => write!(f, "name must not be empty"),
+            EmptyList => write!(f, "list must not be empty"),
+            NoRules => write!(f, "program has no rules"),
+            TooManyRules { limit } => write!(f, "too many rules (limit {limit})"),
+            TooDeep { limit } => write!(f, "expression nested too deeply (limit {limit})"),
+            ProgramTooLarge { bytes, limit } => {
+                write!(f, "program is {bytes} bytes (limit {limit})")
+            }
+            RegexTooLarge { limit } => write!(f, "regex too large (limit {limit} bytes compiled)"),
+            ListTooLong { limit } => write!(f, "list too long (limit {limit} items)"),
+        }
+    }
+}
+
+/// One error at a place in the program; `rule` is the 1-based rule it belongs to, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub kind: ErrorKind,
+    pub span: Span,
+    pub rule: Option<usize>,
+}
+
+impl Diagnostic {
+    pub fn new(kind: ErrorKind, span: Span) -> Self {
+        Diagnostic {
+            kind,
+            span,
+            rule: None,
+        }
+    }
+
+    /// 1-based line and column of the error's start.
+    pub fn position(&self, source: &str) -> (usize, usize) {
+        let (line, column, _) = line_col(source, self.span.start);
+        (line, column)
+    }
+
+    /// The rustc-style rendering: message, position, the source line and a caret under the span.
+    pub fn render(&self, source: &str) -> String {
+        let (line, column, text) = line_col(source, self.span.start);
+        let width = self
+            .span
+            .text(source)
+            .split('\n')
+            .next()
+            .map_or(1, |s| s.chars().count().max(1));
+        let gutter = line.to_string().len();
+        let pad = " ".repeat(gutter);
+        let rule = self.rule.map_or(String::new(), |r| format!(" (rule {r})"));
+        format!(
+            "error: {kind}\n{pad}--> line {line}, column {column}{rule}\n{pad} |\n{line} | {text}\n{pad} | {caret_pad}{carets}\n",
+            kind = self.kind,
+            caret_pad = " ".repeat(column - 1),
+            carets = "^".repeat(width),
+        )
+    }
+}
+
+/// Renders every diagnostic, in source order.
+pub fn render_all(diagnostics: &[Diagnostic], source: &str) -> String {
+    diagnostics.iter().map(|d| d.render(source)).collect()
+}

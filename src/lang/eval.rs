@@ -1,0 +1,250 @@
+//! Evaluates a compiled program against one request's facts. First matching rule wins.
+//! An absent value makes every test on it false; `!` negates whole conditions only.
+
+use super::program::*;
+use crate::bucket::bucket_of_prefixed;
+use serde_json::Value as Json;
+use std::cmp::Ordering;
+use std::net::IpAddr;
+
+/// Request data by slot, fetched and decoded lazily by the implementation (at most once each).
+pub trait Facts {
+    fn header(&self, slot: usize) -> Option<&str>;
+    fn query(&self, slot: usize) -> Option<&str>;
+    fn cookie(&self, slot: usize) -> Option<&str>;
+    fn claim(&self, slot: usize) -> Option<&Json>;
+    fn path(&self) -> Option<&str>;
+    fn method(&self) -> Option<&str>;
+    fn host(&self) -> Option<&str>;
+    fn source_ip(&self) -> Option<IpAddr>;
+    /// Unix nanoseconds on the proxy's clock.
+    fn now(&self) -> Option<i64>;
+}
+
+/// Which rule decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// 1-based index among the program's rules.
+    Rule(usize),
+    Default,
+    /// No rule matched and there is no default: the color header is left unset.
+    Nothing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'p> {
+    pub tag: Option<&'p Tag>,
+    pub by: DecidedBy,
+}
+
+impl Program {
+    pub fn decide(&self, facts: &impl Facts) -> Decision<'_> {
+        let now = if self.needs.clock { facts.now() } else { None };
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.window.contains(now) && rule.cond.holds(facts) {
+                return Decision {
+                    tag: Some(&rule.tag),
+                    by: DecidedBy::Rule(i + 1),
+                };
+            }
+        }
+        match &self.default {
+            Some(tag) => Decision {
+                tag: Some(tag),
+                by: DecidedBy::Default,
+            },
+            None => Decision {
+                tag: None,
+                by: DecidedBy::Nothing,
+            },
+        }
+    }
+}
+
+/// A value as read from the request.
+#[derive(Debug, Clone, Copy)]
+pub enum Seen<'a> {
+    Text(&'a str),
+    Json(&'a Json),
+    Num(f64),
+    Ip(IpAddr),
+}
+
+impl Cond {
+    pub fn holds(&self, facts: &impl Facts) -> bool {
+        match self {
+            Cond::Any(cs) => cs.iter().any(|c| c.holds(facts)),
+            Cond::All(cs) => cs.iter().all(|c| c.holds(facts)),
+            Cond::Not(c) => !c.holds(facts),
+            Cond::Exists(v) => v.read(facts).is_some(),
+            Cond::Test { val, test } => val.read(facts).is_some_and(|seen| test.holds(seen)),
+        }
+    }
+}
+
+impl Val {
+    pub fn read<'f>(&self, facts: &'f impl Facts) -> Option<Seen<'f>> {
+        match self {
+            Val::Header(i) => facts.header(*i).map(Seen::Text),
+            Val::Query(i) => facts.query(*i).map(Seen::Text),
+            Val::Cookie(i) => facts.cookie(*i).map(Seen::Text),
+            Val::Claim(i) => facts.claim(*i).filter(|j| !j.is_null()).map(Seen::Json),
+            Val::Path => facts.path().map(Seen::Text),
+            Val::Method => facts.method().map(Seen::Text),
+            Val::Host => facts.host().map(Seen::Text),
+            Val::SourceIp => facts.source_ip().map(Seen::Ip),
+            Val::Bucket { key, prefix } => {
+                let mut joined = prefix.clone();
+                match key.read(facts)? {
+                    Seen::Text(s) => joined.push_str(s),
+                    Seen::Json(Json::String(s)) => joined.push_str(s),
+                    Seen::Json(Json::Number(n)) => joined.push_str(&n.to_string()),
+                    Seen::Json(_) => return None,
+                    Seen::Num(n) => joined.push_str(&n.to_string()),
+                    Seen::Ip(ip) => joined.push_str(&ip.to_string()),
+                }
+                Some(Seen::Num(f64::from(bucket_of_prefixed(&joined))))
+            }
+        }
+    }
+}
+
+impl Test {
+    pub fn holds(&self, seen: Seen<'_>) -> bool {
+        self.check.eval(seen).is_some_and(|b| b != self.negate)
+    }
+}
+
+impl Check {
+    /// `None` when the value cannot be read as what the check compares (absent for this test).
+    pub fn eval(&self, seen: Seen<'_>) -> Option<bool> {
+        match seen {
+            Seen::Json(Json::Array(items)) => {
+                if let Check::Contains(s) = self {
+                    return Some(items.iter().any(|j| as_text(j) == Some(s.as_str())));
+                }
+                let mut result = None;
+                for item in items {
+                    match self.eval(Seen::Json(item)) {
+                        Some(true) => return Some(true),
+                        Some(false) => result = Some(false),
+                        None => {}
+                    }
+                }
+                result
+            }
+            Seen::Json(Json::Object(_) | Json::Null) => None,
+            Seen::Ip(ip) => match self {
+                Check::InNets(nets) => Some(nets.iter().any(|n| n.contains(&ip))),
+                _ => None,
+            },
+            _ => self.eval_scalar(seen),
+        }
+    }
+
+    fn eval_scalar(&self, seen: Seen<'_>) -> Option<bool> {
+        match self {
+            Check::Eq(lit) => eq(seen, lit),
+            Check::OneOf(set) => {
+                if let Some(text) = text(seen) {
+                    if set.strings.contains(text) {
+                        return Some(true);
+                    }
+                }
+                let mut result = None;
+                for lit in &set.others {
+                    match eq(seen, lit) {
+                        Some(true) => return Some(true),
+                        Some(false) => result = Some(false),
+                        None => {}
+                    }
+                }
+                if !set.strings.is_empty() && text(seen).is_some() {
+                    result = Some(false);
+                }
+                result
+            }
+            Check::Regex(re) => text(seen).map(|t| re.is_match(t)),
+            Check::StartsWith(s) => text(seen).map(|t| t.starts_with(s.as_str())),
+            Check::EndsWith(s) => text(seen).map(|t| t.ends_with(s.as_str())),
+            Check::Contains(s) => text(seen).map(|t| t.contains(s.as_str())),
+            Check::Order(order, bound) => {
+                let ordering = match bound {
+                    Bound::Num(n) => number(seen)?.partial_cmp(n)?,
+                    Bound::Version(v) => version(seen)?.cmp_precedence(v),
+                };
+                Some(match order {
+                    Order::Lt => ordering == Ordering::Less,
+                    Order::Le => ordering != Ordering::Greater,
+                    Order::Gt => ordering == Ordering::Greater,
+                    Order::Ge => ordering != Ordering::Less,
+                })
+            }
+            Check::InNets(_) => None,
+        }
+    }
+}
+
+fn eq(seen: Seen<'_>, lit: &Scalar) -> Option<bool> {
+    match lit {
+        Scalar::Str(s) => text(seen).map(|t| t == s),
+        Scalar::Num(n) => number(seen).map(|x| x == *n),
+        Scalar::Bool(b) => boolean(seen).map(|x| x == *b),
+        Scalar::Version(v) => version(seen).map(|x| x.cmp_precedence(v) == Ordering::Equal),
+    }
+}
+
+/// Strings as themselves; JSON numbers and booleans are not text (compare them as what they are).
+fn text<'a>(seen: Seen<'a>) -> Option<&'a str> {
+    match seen {
+        Seen::Text(t) => Some(t),
+        Seen::Json(j) => as_text(j),
+        _ => None,
+    }
+}
+
+fn as_text(j: &Json) -> Option<&str> {
+    j.as_str()
+}
+
+fn number(seen: Seen<'_>) -> Option<f64> {
+    let n = match seen {
+        Seen::Text(t) => t.trim().parse::<f64>().ok()?,
+        Seen::Json(Json::Number(n)) => n.as_f64()?,
+        Seen::Json(Json::String(s)) => s.trim().parse::<f64>().ok()?,
+        Seen::Num(n) => n,
+        _ => return None,
+    };
+    n.is_finite().then_some(n)
+}
+
+fn boolean(seen: Seen<'_>) -> Option<bool> {
+    match seen {
+        Seen::Json(Json::Bool(b)) => Some(*b),
+        _ => match text(seen)? {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+    }
+}
+
+/// Reads app versions leniently: `v5.2`, `5.2` and `5` read as 5.2.0, 5.2.0 and 5.0.0, because
+/// clients rarely send all three parts; anything else must be semver.
+fn version(seen: Seen<'_>) -> Option<semver::Version> {
+    let raw = text(seen)?.trim();
+    let raw = raw.strip_prefix(['v', 'V']).unwrap_or(raw);
+    if let Ok(v) = semver::Version::parse(raw) {
+        return Some(v);
+    }
+    let (core, rest) = match raw.find(['-', '+']) {
+        Some(i) => raw.split_at(i),
+        None => (raw, ""),
+    };
+    let parts = core.split('.').count();
+    if !(1..=2).contains(&parts) {
+        return None;
+    }
+    let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
+    semver::Version::parse(&padded).ok()
+}

@@ -1,0 +1,156 @@
+//! The compiled program: what a request is evaluated against. Built once per config and shared.
+//! Every value a rule reads is a slot index, so a request fetches each header, query key,
+//! cookie and claim at most once, and only those the program names.
+
+use ipnet::IpNet;
+use regex_lite::Regex;
+use std::collections::HashSet;
+
+#[derive(Debug)]
+pub struct Program {
+    pub rules: Vec<Rule>,
+    pub default: Option<Tag>,
+    pub needs: Needs,
+}
+
+/// A color, validated to be safe as a header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag(pub(crate) String);
+
+impl Tag {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub cond: Cond,
+    pub window: Window,
+    pub tag: Tag,
+    /// 1-based line of the rule's `match`, for logs and explanations.
+    pub line: usize,
+}
+
+/// A half-open time window `[from, until)` in Unix nanoseconds; unbounded sides are `None`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl Window {
+    pub fn is_always(&self) -> bool {
+        self.from.is_none() && self.until.is_none()
+    }
+
+    /// A windowed rule is out of force when the clock is unknown.
+    pub fn contains(&self, now: Option<i64>) -> bool {
+        if self.is_always() {
+            return true;
+        }
+        let Some(now) = now else { return false };
+        self.from.is_none_or(|f| now >= f) && self.until.is_none_or(|u| now < u)
+    }
+}
+
+#[derive(Debug)]
+pub enum Cond {
+    Any(Vec<Cond>),
+    All(Vec<Cond>),
+    Not(Box<Cond>),
+    Exists(Val),
+    Test { val: Val, test: Test },
+}
+
+/// Where a value comes from; the index is the slot in [`Needs`].
+#[derive(Debug, Clone)]
+pub enum Val {
+    Header(usize),
+    Query(usize),
+    Cookie(usize),
+    Claim(usize),
+    Path,
+    Method,
+    Host,
+    SourceIp,
+    Bucket { key: Box<Val>, prefix: String },
+}
+
+/// A comparison; `negate` turns `==` into `!=`, `in` into `not in`, `=~` into `!~`. A negated
+/// test is still false when the value is absent or cannot be read as the literal's type.
+#[derive(Debug)]
+pub struct Test {
+    pub check: Check,
+    pub negate: bool,
+}
+
+#[derive(Debug)]
+pub enum Check {
+    Eq(Scalar),
+    OneOf(OneOf),
+    Regex(Regex),
+    StartsWith(String),
+    EndsWith(String),
+    Contains(String),
+    Order(Order, Bound),
+    InNets(Vec<IpNet>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str(String),
+    Num(f64),
+    Version(semver::Version),
+    Bool(bool),
+}
+
+/// A literal list: strings in a set for the common case, everything else tried in order.
+#[derive(Debug, Default)]
+pub struct OneOf {
+    pub strings: HashSet<String>,
+    pub others: Vec<Scalar>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound {
+    Num(f64),
+    Version(semver::Version),
+}
+
+/// The exact set of request data the program reads.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Needs {
+    /// Lower-case header names.
+    pub headers: Vec<String>,
+    pub queries: Vec<String>,
+    pub cookies: Vec<String>,
+    /// Claim paths, e.g. `["realm_access", "roles"]`.
+    pub claims: Vec<Vec<String>>,
+    pub path: bool,
+    pub method: bool,
+    pub host: bool,
+    pub source_ip: bool,
+    /// Some rule has a time window.
+    pub clock: bool,
+}
+
+impl Needs {
+    pub(crate) fn slot<T: PartialEq + Clone>(list: &mut Vec<T>, item: &T) -> usize {
+        match list.iter().position(|x| x == item) {
+            Some(i) => i,
+            None => {
+                list.push(item.clone());
+                list.len() - 1
+            }
+        }
+    }
+}

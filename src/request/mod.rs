@@ -1,0 +1,179 @@
+//! Turns what the host says about a request into the facts a program reads: lazily, once each,
+//! and only what the program needs. Malformed input becomes an absent value, never an error.
+
+pub mod cookie;
+pub mod jwt;
+pub mod query;
+mod simple;
+
+pub use simple::SimpleRequest;
+
+use crate::config::ClaimTrust;
+use crate::lang::eval::Facts;
+use crate::lang::program::Needs;
+use serde_json::Value;
+use std::cell::OnceCell;
+use std::net::{IpAddr, SocketAddr};
+
+/// The host's view of one request. Implemented over proxy-wasm calls in the filter and over
+/// plain data in tests and tools.
+pub trait RequestSource {
+    /// First value of a header (lower-case name, pseudo-headers like `:path` included);
+    /// `None` if absent or not UTF-8.
+    fn header(&self, name: &str) -> Option<String>;
+    /// Every value of a header, in order (`Cookie` may be split over several).
+    fn header_values(&self, name: &str) -> Vec<String>;
+    /// The peer, as Envoy's `source.address` (`ip:port`, IPv6 in brackets).
+    fn source_address(&self) -> Option<String>;
+    /// A JWT payload some earlier filter verified; `None` where there is none.
+    fn verified_claims(&self) -> Option<Value> {
+        None
+    }
+    /// Unix nanoseconds on the proxy's clock.
+    fn now(&self) -> Option<i64>;
+}
+
+/// [`Facts`] over a [`RequestSource`], fetching and decoding each thing on first use.
+pub struct RequestFacts<'a, R: RequestSource> {
+    source: &'a R,
+    needs: &'a Needs,
+    trust: ClaimTrust,
+    headers: Vec<OnceCell<Option<String>>>,
+    path_and_query: OnceCell<Option<String>>,
+    queries: OnceCell<Vec<Option<String>>>,
+    cookies: OnceCell<Vec<Option<String>>>,
+    claims: OnceCell<Option<Value>>,
+    method: OnceCell<Option<String>>,
+    host: OnceCell<Option<String>>,
+}
+
+impl<'a, R: RequestSource> RequestFacts<'a, R> {
+    pub fn new(source: &'a R, needs: &'a Needs, trust: ClaimTrust) -> Self {
+        RequestFacts {
+            source,
+            needs,
+            trust,
+            headers: (0..needs.headers.len()).map(|_| OnceCell::new()).collect(),
+            path_and_query: OnceCell::new(),
+            queries: OnceCell::new(),
+            cookies: OnceCell::new(),
+            claims: OnceCell::new(),
+            method: OnceCell::new(),
+            host: OnceCell::new(),
+        }
+    }
+
+    fn path_and_query(&self) -> Option<&str> {
+        self.path_and_query
+            .get_or_init(|| self.source.header(":path"))
+            .as_deref()
+    }
+
+    fn claims(&self) -> Option<&Value> {
+        self.claims
+            .get_or_init(|| match self.trust {
+                ClaimTrust::Verified => self.source.verified_claims(),
+                ClaimTrust::Unverified => {
+                    let auth = self.source.header("authorization")?;
+                    jwt::unverified_claims(jwt::bearer(&auth)?)
+                }
+            })
+            .as_ref()
+    }
+}
+
+impl<R: RequestSource> Facts for RequestFacts<'_, R> {
+    fn header(&self, slot: usize) -> Option<&str> {
+        let name = self.needs.headers.get(slot)?;
+        self.headers
+            .get(slot)?
+            .get_or_init(|| self.source.header(name))
+            .as_deref()
+    }
+
+    fn query(&self, slot: usize) -> Option<&str> {
+        self.queries
+            .get_or_init(|| {
+                let query = self
+                    .path_and_query()
+                    .and_then(|p| p.split_once('?'))
+                    .map_or("", |(_, q)| q.split('#').next().unwrap_or(q));
+                query::first_values(query, &self.needs.queries)
+            })
+            .get(slot)?
+            .as_deref()
+    }
+
+    fn cookie(&self, slot: usize) -> Option<&str> {
+        self.cookies
+            .get_or_init(|| {
+                let headers = self.source.header_values("cookie");
+                cookie::first_values(&headers, &self.needs.cookies)
+            })
+            .get(slot)?
+            .as_deref()
+    }
+
+    fn claim(&self, slot: usize) -> Option<&Value> {
+        jwt::lookup(self.claims()?, self.needs.claims.get(slot)?)
+    }
+
+    fn path(&self) -> Option<&str> {
+        let p = self.path_and_query()?;
+        let end = p.find(['?', '#']).unwrap_or(p.len());
+        p.get(..end)
+    }
+
+    fn method(&self) -> Option<&str> {
+        self.method
+            .get_or_init(|| self.source.header(":method"))
+            .as_deref()
+    }
+
+    fn host(&self) -> Option<&str> {
+        self.host
+            .get_or_init(|| {
+                let authority = self
+                    .source
+                    .header(":authority")
+                    .or_else(|| self.source.header("host"))?;
+                Some(host_of(&authority).to_ascii_lowercase())
+            })
+            .as_deref()
+    }
+
+    fn source_ip(&self) -> Option<IpAddr> {
+        let addr = self.source.source_address()?;
+        addr.parse::<SocketAddr>()
+            .map(|s| s.ip())
+            .or_else(|_| addr.parse::<IpAddr>())
+            .ok()
+    }
+
+    fn now(&self) -> Option<i64> {
+        self.source.now()
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `::1`.
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_without_port() {
+        assert_eq!(host_of("example.com:8080"), "example.com");
+        assert_eq!(host_of("example.com"), "example.com");
+        assert_eq!(host_of("[::1]:80"), "::1");
+    }
+}
