@@ -40,6 +40,17 @@ pub fn compile(source: &str) -> Result<Program, Vec<Diagnostic>> {
             let n = starts.partition_point(|&s| s <= e.span.start);
             e.rule = (n > 0).then_some(n);
         }
+        // An unterminated string swallows the rest of its line, so syntax errors the parser
+        // then finds on that line are echoes of it, not news.
+        let unterminated: Vec<usize> = errors
+            .iter()
+            .filter(|e| e.kind == ErrorKind::UnterminatedString)
+            .map(|e| e.position(source).0)
+            .collect();
+        errors.retain(|e| {
+            !matches!(e.kind, ErrorKind::Expected { .. })
+                || !unterminated.contains(&e.position(source).0)
+        });
         errors.sort_by_key(|e| (e.span.start, e.span.end));
         errors.dedup();
         errors

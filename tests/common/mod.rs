@@ -1,0 +1,47 @@
+//! Shared helpers for the native and Wasm test binaries.
+#![allow(dead_code)]
+
+use traffic_color::config::{ClaimTrust, FilterConfig};
+use traffic_color::lang::eval::DecidedBy;
+use traffic_color::request::{RequestFacts, SimpleRequest};
+
+/// Compiles `rules` or fails the test with the rendered diagnostics.
+pub fn program(rules: &str) -> traffic_color::lang::Program {
+    match traffic_color::lang::compile(rules) {
+        Ok(p) => p,
+        Err(d) => panic!("{}", traffic_color::lang::render_all(&d, rules)),
+    }
+}
+
+/// The color `rules` give `req`, with claims read as `trust` says.
+pub fn color_with(
+    rules: &str,
+    trust: ClaimTrust,
+    req: &SimpleRequest,
+) -> (Option<String>, DecidedBy) {
+    let p = program(rules);
+    let facts = RequestFacts::new(req, &p.needs, trust);
+    let d = p.decide(&facts);
+    (d.tag.map(|t| t.as_str().to_string()), d.by)
+}
+
+pub fn color(rules: &str, req: &SimpleRequest) -> Option<String> {
+    color_with(rules, ClaimTrust::Unverified, req).0
+}
+
+/// A config's decision for `req`, as the filter would make it.
+pub fn config_color(config: &FilterConfig, req: &SimpleRequest) -> Option<String> {
+    let facts = RequestFacts::new(req, &config.program.needs, config.trust);
+    config
+        .program
+        .decide(&facts)
+        .tag
+        .map(|t| t.as_str().to_string())
+}
+
+/// An unsigned JWT (`alg: none`) carrying `claims`.
+pub fn unsigned_token(claims: &str) -> String {
+    use base64::Engine;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!("{}.{}.", e.encode(r#"{"alg":"none"}"#), e.encode(claims))
+}

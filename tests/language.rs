@@ -1,0 +1,327 @@
+//! The language's semantics, one table per feature. Runs natively and, compiled to
+//! wasm32-unknown-unknown, under Node with wasm-bindgen-test.
+
+mod common;
+
+use common::{color, color_with, unsigned_token};
+use traffic_color::config::ClaimTrust;
+use traffic_color::lang::eval::DecidedBy;
+use traffic_color::request::SimpleRequest;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+fn get(path: &str) -> SimpleRequest {
+    SimpleRequest::new("GET", path)
+}
+
+/// `rules` with one match rule giving "yes" and no default: Some("yes") iff the condition held.
+fn holds(cond: &str, req: &SimpleRequest) -> bool {
+    color(&format!("match {{ {cond} }} -> \"yes\""), req).is_some()
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn first_match_wins_then_default_then_unset() {
+    let rules = r#"
+        match { header["a"] == "1" } -> "one"
+        match { header["a"] == "1" || header["b"] == "1" } -> "two"
+        default -> "stable"
+    "#;
+    let (c, by) = color_with(rules, ClaimTrust::Verified, &get("/").with_header("a", "1"));
+    assert_eq!((c.as_deref(), by), (Some("one"), DecidedBy::Rule(1)));
+    let (c, by) = color_with(rules, ClaimTrust::Verified, &get("/").with_header("b", "1"));
+    assert_eq!((c.as_deref(), by), (Some("two"), DecidedBy::Rule(2)));
+    let (c, by) = color_with(rules, ClaimTrust::Verified, &get("/"));
+    assert_eq!((c.as_deref(), by), (Some("stable"), DecidedBy::Default));
+    let (c, by) = color_with(
+        r#"match { path == "/x" } -> "x""#,
+        ClaimTrust::Verified,
+        &get("/"),
+    );
+    assert_eq!((c, by), (None, DecidedBy::Nothing));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn absent_values_make_every_comparison_false() {
+    let req = get("/");
+    for cond in [
+        r#"header["x"] == "a""#,
+        r#"header["x"] != "a""#,
+        r#"header["x"] in ["a"]"#,
+        r#"header["x"] not in ["a"]"#,
+        r#"header["x"] =~ ".*""#,
+        r#"header["x"] !~ "a""#,
+        r#"header["x"] starts_with """#,
+        r#"header["x"] < 5"#,
+        r#"header["x"] >= 1.0.0"#,
+        r#"query["q"] == "" "#,
+        r#"cookie["c"] != "x""#,
+        r#"token["sub"] != "x""#,
+        r#"bucket(header["uid"], "g") <= 100"#,
+        r#"source.ip in ["0.0.0.0/0", "::/0"]"#,
+        r#"exists(header["x"])"#,
+    ] {
+        assert!(!holds(cond, &req), "{cond}");
+    }
+    // `!` negates the whole condition, so it is how to say "not present or different".
+    assert!(holds(r#"!(header["x"] == "a")"#, &req));
+    assert!(holds(r#"!exists(header["x"])"#, &req));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn string_operators() {
+    let req = get("/api/v2/items?x=1")
+        .with_header("X-Env", "prod")
+        .with_header(":authority", "Shop.Example.com:8443");
+    let cases = [
+        (r#"header["x-env"] == "prod""#, true),
+        (r#"header["X-ENV"] == "prod""#, true),
+        (r#"header["x-env"] == "Prod""#, false),
+        (r#"header["x-env"] != "dev""#, true),
+        (r#"header["x-env"] in ["dev", "prod"]"#, true),
+        (r#"header["x-env"] not in ["dev", "prod"]"#, false),
+        (r#"header["x-env"] =~ "^pr""#, true),
+        (r#"header["x-env"] =~ "ro""#, true),
+        (r#"header["x-env"] =~ "^ro""#, false),
+        (r#"header["x-env"] !~ "^dev$""#, true),
+        (r#"header["x-env"] starts_with "pr""#, true),
+        (r#"header["x-env"] ends_with "od""#, true),
+        (r#"header["x-env"] contains "ro""#, true),
+        (r#"path == "/api/v2/items""#, true),
+        (r#"path starts_with "/api/v2/" && method == "GET""#, true),
+        (r#"method == "POST""#, false),
+        (r#"host == "shop.example.com""#, true),
+        (r#"host ends_with ".example.com""#, true),
+    ];
+    for (cond, want) in cases {
+        assert_eq!(holds(cond, &req), want, "{cond}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn boolean_structure_and_precedence() {
+    let req = get("/").with_header("a", "1").with_header("b", "2");
+    let cases = [
+        (r#"header["a"] == "1" && header["b"] == "2""#, true),
+        (r#"header["a"] == "1" && header["b"] == "3""#, false),
+        (r#"header["a"] == "9" || header["b"] == "2""#, true),
+        // && binds tighter than ||
+        (
+            r#"header["a"] == "1" || header["b"] == "3" && header["a"] == "9""#,
+            true,
+        ),
+        (
+            r#"(header["a"] == "1" || header["b"] == "3") && header["a"] == "9""#,
+            false,
+        ),
+        (r#"!header["a"] == "9""#, true),
+        (r#"!!(header["a"] == "1")"#, true),
+    ];
+    for (cond, want) in cases {
+        assert_eq!(holds(cond, &req), want, "{cond}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn numbers_and_versions() {
+    let req = get("/")
+        .with_header("n", "42")
+        .with_header("f", "2.5")
+        .with_header("word", "many")
+        .with_header("app", "5.10.1")
+        .with_header("short", "v5.2")
+        .with_header("pre", "5.2.0-rc.1");
+    let cases = [
+        (r#"header["n"] > 41"#, true),
+        (r#"header["n"] >= 42 && header["n"] <= 42"#, true),
+        (r#"header["n"] < 42"#, false),
+        (r#"header["n"] == 42"#, true),
+        (r#"header["n"] == 42.0"#, true),
+        (r#"header["f"] > 2"#, true),
+        // Not a number: absent for numeric tests, both ways.
+        (r#"header["word"] > 0"#, false),
+        (r#"header["word"] <= 0"#, false),
+        (r#"header["word"] != 3"#, false),
+        // Semver precedence, not string order: 5.10.1 > 5.2.0.
+        (r#"header["app"] >= 5.2.0"#, true),
+        (r#"header["app"] < 5.9.9"#, false),
+        (r#"header["short"] >= 5.2.0"#, true),
+        (r#"header["short"] == 5.2.0"#, true),
+        (r#"header["pre"] < 5.2.0"#, true),
+        (r#"header["pre"] >= 5.2.0-beta.2"#, true),
+        (r#"header["word"] >= 1.0.0"#, false),
+    ];
+    for (cond, want) in cases {
+        assert_eq!(holds(cond, &req), want, "{cond}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn query_and_cookies() {
+    let req = get("/p?version=v2%2E1&name=a+b&version=v3&bad=%zz&u=%C3%A9")
+        .with_header("cookie", "canary=always; theme=dark")
+        .with_header("Cookie", "canary=never; late=1");
+    let cases = [
+        (r#"query["version"] =~ "^v2\\..*""#, true),
+        (r#"query["version"] == "v3""#, false),
+        (r#"query["name"] == "a b""#, true),
+        (r#"query["u"] == "é""#, true),
+        (r#"exists(query["bad"])"#, false),
+        (r#"cookie["canary"] == "always""#, true),
+        (r#"cookie["late"] == "1""#, true),
+        (r#"cookie["theme"] in ["dark", "light"]"#, true),
+    ];
+    for (cond, want) in cases {
+        assert_eq!(holds(cond, &req), want, "{cond}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn claims_nested_arrays_numbers_booleans() {
+    let token = unsigned_token(
+        r#"{"sub":"user-a","groups":["beta-testers","staff"],"age":37,"admin":true,
+            "realm":{"roles":["canary"],"tier":"gold"},"aud":"shop","empty":null}"#,
+    );
+    let req = get("/").with_header("authorization", &format!("Bearer {token}"));
+    let cases = [
+        (r#"token["sub"] in ["user-a", "user-b"]"#, true),
+        (r#"token["sub"] == "user-a""#, true),
+        (r#"token["groups"] contains "beta-testers""#, true),
+        (r#"token["groups"] contains "beta""#, false),
+        (r#"token["groups"] in ["staff"]"#, true),
+        (r#"token["groups"] not in ["staff"]"#, false),
+        (r#"token["groups"] not in ["nobody"]"#, true),
+        (r#"token["age"] >= 18"#, true),
+        (r#"token["age"] == 37"#, true),
+        (r#"token["admin"] == true"#, true),
+        (r#"token["admin"] == false"#, false),
+        (r#"token["realm"]["roles"] contains "canary""#, true),
+        (r#"token["realm"]["tier"] == "gold""#, true),
+        (r#"token["realm"] == "gold""#, false),
+        (r#"exists(token["realm"])"#, true),
+        (r#"exists(token["empty"])"#, false),
+        (r#"exists(token["nope"]["deeper"])"#, false),
+    ];
+    for (cond, want) in cases {
+        assert_eq!(holds(cond, &req), want, "{cond}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn claims_need_trust() {
+    let token = unsigned_token(r#"{"sub":"user-a"}"#);
+    let req = get("/").with_header("authorization", &format!("Bearer {token}"));
+    let rules = r#"match { token["sub"] == "user-a" } -> "beta""#;
+    assert_eq!(
+        color_with(rules, ClaimTrust::Unverified, &req).0.as_deref(),
+        Some("beta")
+    );
+    // Verified mode never decodes the bearer token itself.
+    assert_eq!(color_with(rules, ClaimTrust::Verified, &req).0, None);
+    let mut verified = get("/");
+    verified.verified_claims = Some(serde_json::json!({"sub": "user-a"}));
+    assert_eq!(
+        color_with(rules, ClaimTrust::Verified, &verified)
+            .0
+            .as_deref(),
+        Some("beta")
+    );
+    assert_eq!(color_with(rules, ClaimTrust::Unverified, &verified).0, None);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn malformed_tokens_are_absent() {
+    for auth in [
+        "Bearer".to_string(),
+        "Bearer not-a-jwt".to_string(),
+        "Bearer a.b.c".to_string(),
+        format!("Bearer x.{}.y", "%%%"),
+        format!("Basic {}", unsigned_token(r#"{"sub":"user-a"}"#)),
+        format!("Bearer {}", unsigned_token(r#"["sub","user-a"]"#)),
+        format!("Bearer {}", unsigned_token(&"[".repeat(100_000))),
+    ] {
+        let req = get("/").with_header("authorization", &auth);
+        assert!(!holds(r#"exists(token["sub"])"#, &req), "{auth:.60}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn buckets_are_sticky_and_unleash_compatible() {
+    // Unleash's normalizedValue("123", "gr1") is 73.
+    let req = get("/").with_header("x-user-id", "123");
+    assert!(holds(r#"bucket(header["x-user-id"], "gr1") == 73"#, &req));
+    assert!(holds(r#"bucket(header["x-user-id"], "gr1") <= 73"#, &req));
+    assert!(!holds(r#"bucket(header["x-user-id"], "gr1") <= 72"#, &req));
+    // Claims work as keys too.
+    let token = unsigned_token(r#"{"sub":"999"}"#);
+    let req = get("/").with_header("authorization", &format!("Bearer {token}"));
+    assert!(holds(r#"bucket(token["sub"], "groupX") == 25"#, &req));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn bucket_shares_converge() {
+    let rules = r#"match { bucket(header["x-user-id"], "checkout-v2") <= 5 } -> "canary""#;
+    let p = common::program(rules);
+    let n = 20_000;
+    let hits = (0..n)
+        .filter(|i| {
+            let req = get("/").with_header("x-user-id", &format!("user-{i}"));
+            let facts =
+                traffic_color::request::RequestFacts::new(&req, &p.needs, ClaimTrust::Verified);
+            p.decide(&facts).tag.is_some()
+        })
+        .count();
+    let share = hits as f64 / n as f64;
+    assert!((0.04..0.06).contains(&share), "share {share}");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn source_ip_cidrs() {
+    let mut req = get("/");
+    req.source_address = Some("10.1.2.3:5555".into());
+    assert!(holds(r#"source.ip in ["10.0.0.0/8"]"#, &req));
+    assert!(holds(r#"source.ip == "10.1.2.3""#, &req));
+    assert!(holds(r#"source.ip not in ["192.168.0.0/16", "::1"]"#, &req));
+    assert!(!holds(r#"source.ip in ["10.1.2.4/32"]"#, &req));
+    req.source_address = Some("[2001:db8::7]:443".into());
+    assert!(holds(r#"source.ip in ["2001:db8::/32"]"#, &req));
+    req.source_address = Some("garbage".into());
+    assert!(!holds(r#"source.ip not in ["10.0.0.0/8"]"#, &req));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn time_windows_use_the_proxys_clock() {
+    let rules = r#"
+        match { exists(header["a"]) } from "2026-12-01T00:00:00Z" until "2026-12-24T00:00:00+01:00" -> "xmas"
+        match { exists(header["a"]) } until "2026-12-01T00:00:00Z" -> "early"
+        default -> "stable"
+    "#;
+    let at = |rfc: &str| {
+        let mut req = get("/").with_header("a", "1");
+        req.now = traffic_color::lang::time::parse_rfc3339(rfc).ok();
+        color(rules, &req)
+    };
+    assert_eq!(at("2026-11-30T23:59:59Z").as_deref(), Some("early"));
+    assert_eq!(at("2026-12-01T00:00:00Z").as_deref(), Some("xmas"));
+    assert_eq!(at("2026-12-23T22:59:59Z").as_deref(), Some("xmas"));
+    assert_eq!(at("2026-12-23T23:00:00Z").as_deref(), Some("stable"));
+    // No clock: windowed rules are out of force.
+    assert_eq!(
+        color(rules, &get("/").with_header("a", "1")).as_deref(),
+        Some("stable")
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn needs_record_exactly_what_is_read() {
+    let p = common::program(
+        r#"match { header["X-A"] == "1" || header["x-a"] == "2" || query["q"] == "1" } -> "a"
+           match { cookie["c"] == "1" && token["r"]["s"] == "1" && path == "/" } -> "b"
+           match { bucket(header["uid"], "g") <= 5 && source.ip in ["10.0.0.0/8"] } -> "c""#,
+    );
+    assert_eq!(p.needs.headers, vec!["x-a".to_string(), "uid".to_string()]);
+    assert_eq!(p.needs.queries, vec!["q".to_string()]);
+    assert_eq!(p.needs.cookies, vec!["c".to_string()]);
+    assert_eq!(p.needs.claims, vec![vec!["r".to_string(), "s".to_string()]]);
+    assert!(
+        p.needs.path && p.needs.source_ip && !p.needs.method && !p.needs.host && !p.needs.clock
+    );
+}
