@@ -23,9 +23,10 @@ pub fn murmur3_x86_32(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
 
     /// Reference values of MurmurHash3_x86_32 with seed 0 (from the reference C++ implementation).
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn murmur3_reference_vectors() {
         assert_eq!(murmur3_x86_32(b""), 0);
         assert_eq!(murmur3_x86_32(b"hello"), 0x248b_fa47);
@@ -34,14 +35,9 @@ mod tests {
             0x2e4f_f723
         );
     }
-}
-
-#[cfg(test)]
-mod unleash {
-    use super::*;
 
     /// The vectors Unleash's own clients pin (`normalizedValue(id, groupId)`).
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn matches_unleash_normalized_value() {
         assert_eq!(bucket("gr1", "123"), 73);
         assert_eq!(bucket("groupX", "999"), 25);

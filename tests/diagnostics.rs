@@ -2,6 +2,8 @@
 //! compared with the text pinned there. `UPDATE_GOLDEN=1 cargo test --test diagnostics` rewrites
 //! the file (natively); review the diff before committing it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const GOLDEN: &str = include_str!("golden/diagnostics.txt");

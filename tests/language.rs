@@ -1,6 +1,8 @@
 //! The language's semantics, one table per feature. Runs natively and, compiled to
 //! wasm32-unknown-unknown, under Node with wasm-bindgen-test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{color, color_with, unsigned_token};

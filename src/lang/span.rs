@@ -40,8 +40,9 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn positions_are_one_based_and_count_characters() {
         let src = "ab\nçd ef\n";
         assert_eq!(line_col(src, 0), (1, 1, "ab"));

@@ -31,8 +31,9 @@ pub fn first_values(headers: &[String], names: &[String]) -> Vec<Option<String>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn first_occurrence_across_headers() {
         let headers = vec![
             "a=1; canary=always; junk; =x".to_string(),

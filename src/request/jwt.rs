@@ -40,12 +40,13 @@ pub fn lookup<'a>(claims: &'a Value, path: &[String]) -> Option<&'a Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
 
     fn token(payload: &str) -> String {
         format!("eyJhbGciOiJub25lIn0.{}.", URL_SAFE_NO_PAD.encode(payload))
     }
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn reads_payload_and_nested_claims() {
         let t = token(r#"{"sub":"user-a","realm":{"roles":["beta"]},"n":5}"#);
         let claims = unverified_claims(&t).unwrap();
@@ -63,7 +64,7 @@ mod tests {
         assert_eq!(bearer("Bearer"), None);
     }
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn malformed_tokens_have_no_claims() {
         for bad in [
             "".to_string(),

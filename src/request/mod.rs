@@ -169,8 +169,9 @@ fn host_of(authority: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn host_without_port() {
         assert_eq!(host_of("example.com:8080"), "example.com");
         assert_eq!(host_of("example.com"), "example.com");
