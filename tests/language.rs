@@ -327,3 +327,61 @@ fn needs_record_exactly_what_is_read() {
         p.needs.path && p.needs.source_ip && !p.needs.method && !p.needs.host && !p.needs.clock
     );
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn limits_are_enforced_with_clear_errors() {
+    use traffic_color::lang::{ErrorKind, compile, limits};
+    let kinds = |src: &str| -> Vec<ErrorKind> {
+        compile(src)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.kind)
+            .collect()
+    };
+    let many = "match { path == \"/\" } -> \"a\"\n".repeat(limits::MAX_RULES + 1);
+    assert_eq!(
+        kinds(&many),
+        vec![ErrorKind::TooManyRules {
+            limit: limits::MAX_RULES
+        }]
+    );
+    let huge = format!(
+        "# {}\ndefault -> \"a\"",
+        "x".repeat(limits::MAX_PROGRAM_BYTES)
+    );
+    assert!(matches!(
+        kinds(&huge)[..],
+        [ErrorKind::ProgramTooLarge { .. }]
+    ));
+    let long_regex = format!(
+        "match {{ path =~ \"{}\" }} -> \"a\"",
+        "a".repeat(limits::MAX_REGEX_CHARS + 1)
+    );
+    assert!(matches!(
+        kinds(&long_regex)[..],
+        [ErrorKind::RegexTooLarge { .. }]
+    ));
+    let big_regex = r#"match { path =~ "(((a{100}){100}){100})" } -> "a""#;
+    assert!(
+        matches!(kinds(big_regex)[..], [ErrorKind::InvalidRegex { .. }]),
+        "{:?}",
+        kinds(big_regex)
+    );
+    let items = (0..=limits::MAX_LIST_ITEMS)
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    let long_list = format!("match {{ path in [{items}] }} -> \"a\"");
+    assert!(matches!(
+        kinds(&long_list)[..],
+        [ErrorKind::ListTooLong { .. }]
+    ));
+    // A thousand rules compile (the benchmark's size) and a program just under the limits too.
+    let thousand: String = (0..1000)
+        .map(|i| format!("match {{ header[\"h{i}\"] == \"{i}\" && bucket(header[\"u\"], \"g{i}\") <= 5 }} -> \"t{i}\"\n"))
+        .collect();
+    let p = compile(&thousand).expect("1000 rules compile");
+    assert_eq!(p.rules.len(), 1000);
+    assert_eq!(p.needs.headers.len(), 1001);
+}

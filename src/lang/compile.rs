@@ -5,7 +5,7 @@ use super::ast::{self, Expr, LiteralKind, Op, Spanned, ValueKind};
 use super::error::{Diagnostic, ErrorKind};
 use super::limits;
 use super::program::*;
-use super::span::{Span, line_col};
+use super::span::{LineIndex, Span};
 use super::time::parse_rfc3339;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -37,16 +37,16 @@ impl Ty {
     }
 }
 
-pub(crate) struct Compiler<'s> {
-    source: &'s str,
+pub(crate) struct Compiler {
+    lines: LineIndex,
     pub(crate) errors: Vec<Diagnostic>,
     needs: Needs,
 }
 
-impl<'s> Compiler<'s> {
-    pub(crate) fn new(source: &'s str, errors: Vec<Diagnostic>) -> Self {
+impl Compiler {
+    pub(crate) fn new(source: &str, errors: Vec<Diagnostic>) -> Self {
         Compiler {
-            source,
+            lines: LineIndex::new(source),
             errors,
             needs: Needs::default(),
         }
@@ -73,7 +73,7 @@ impl<'s> Compiler<'s> {
             if let Some((_, first)) = &default {
                 let kind = match rule.condition {
                     None => ErrorKind::DuplicateDefault {
-                        first_line: line_col(self.source, first.start).0,
+                        first_line: self.lines.line(first.start),
                     },
                     Some(_) => ErrorKind::DefaultNotLast,
                 };
@@ -93,7 +93,7 @@ impl<'s> Compiler<'s> {
                             cond,
                             window,
                             tag,
-                            line: line_col(self.source, rule.keyword.start).0,
+                            line: self.lines.line(rule.keyword.start),
                         });
                     }
                 }

@@ -37,6 +37,25 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize, &str) {
     (line, column, line_text)
 }
 
+/// Line numbers for many offsets of one source in O(log n) each.
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(source: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { starts }
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +69,9 @@ mod tests {
         // 'ç' is two bytes but one column.
         assert_eq!(line_col(src, 6), (2, 3, "çd ef"));
         assert_eq!(line_col(src, 100), (3, 1, ""));
+        let index = LineIndex::new(src);
+        for offset in (0..src.len()).filter(|&o| src.is_char_boundary(o)) {
+            assert_eq!(index.line(offset), line_col(src, offset).0, "{offset}");
+        }
     }
 }
