@@ -64,9 +64,8 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, &'static str> {
     };
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_secs;
-    secs.checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(nanos))
-        .ok_or("out of range (years 1678 to 2262)")
+    // Instants beyond i64 nanoseconds (before 1678, after 2262) saturate: no clock reaches them.
+    Ok(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
 fn is_leap(y: i64) -> bool {
