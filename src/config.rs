@@ -35,6 +35,59 @@ struct RawConfig {
 struct RawJwt {
     #[serde(default)]
     trust: ClaimTrust,
+    metadata_namespace: Option<String>,
+    metadata_key: Option<String>,
+    from: Option<RawTokenFrom>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum RawTokenFrom {
+    Header(String),
+    Cookie(String),
+}
+
+/// Where `jwt_authn` puts the payload: Istio's RequestAuthentication uses `payload`; plain
+/// Envoy uses whatever `payload_in_metadata` names.
+pub const DEFAULT_METADATA_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+pub const DEFAULT_METADATA_KEY: &str = "payload";
+
+/// Where `token[...]` claims are read from, resolved from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimSource {
+    /// The payload an earlier filter verified, at `filter_metadata[namespace][key]`.
+    Verified { namespace: String, key: String },
+    /// The payload of a token decoded without verification.
+    Unverified { from: TokenFrom },
+}
+
+impl ClaimSource {
+    pub fn trust(&self) -> ClaimTrust {
+        match self {
+            ClaimSource::Verified { .. } => ClaimTrust::Verified,
+            ClaimSource::Unverified { .. } => ClaimTrust::Unverified,
+        }
+    }
+
+    /// The default source for a trust level.
+    pub fn of(trust: ClaimTrust) -> ClaimSource {
+        match trust {
+            ClaimTrust::Verified => ClaimSource::Verified {
+                namespace: DEFAULT_METADATA_NAMESPACE.to_string(),
+                key: DEFAULT_METADATA_KEY.to_string(),
+            },
+            ClaimTrust::Unverified => ClaimSource::Unverified {
+                from: TokenFrom::Header(HeaderName("authorization".to_string())),
+            },
+        }
+    }
+}
+
+/// Where an unverified token is taken from. A header's value may carry a `Bearer ` scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFrom {
+    Header(HeaderName),
+    Cookie(String),
 }
 
 fn default_header() -> String {
@@ -67,7 +120,7 @@ impl HeaderName {
 pub struct FilterConfig {
     pub program: Program,
     pub header: HeaderName,
-    pub trust: ClaimTrust,
+    pub claims: ClaimSource,
     pub debug_header: Option<HeaderName>,
     /// The rules' text, kept for logs and explanations.
     pub rules: String,
@@ -84,6 +137,11 @@ pub enum ConfigError {
     HeaderName {
         key: &'static str,
         value: String,
+    },
+    /// A `jwt` key that only means something under the other trust level.
+    JwtKey {
+        key: &'static str,
+        trust: &'static str,
     },
     Rules {
         source: String,
@@ -111,6 +169,9 @@ impl fmt::Display for ConfigError {
                 "invalid `{key}` \"{}\": use letters, digits, `-`, `_` or `.`",
                 value.escape_debug()
             ),
+            ConfigError::JwtKey { key, trust } => {
+                write!(f, "`jwt.{key}` applies only with `\"trust\": \"{trust}\"`")
+            }
             ConfigError::Rules {
                 source,
                 diagnostics,
@@ -128,6 +189,57 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+fn claim_source(jwt: RawJwt) -> Result<ClaimSource, ConfigError> {
+    match jwt.trust {
+        ClaimTrust::Verified => {
+            if jwt.from.is_some() {
+                return Err(ConfigError::JwtKey {
+                    key: "from",
+                    trust: "unverified",
+                });
+            }
+            Ok(ClaimSource::Verified {
+                namespace: jwt
+                    .metadata_namespace
+                    .unwrap_or_else(|| DEFAULT_METADATA_NAMESPACE.to_string()),
+                key: jwt
+                    .metadata_key
+                    .unwrap_or_else(|| DEFAULT_METADATA_KEY.to_string()),
+            })
+        }
+        ClaimTrust::Unverified => {
+            if jwt.metadata_key.is_some() || jwt.metadata_namespace.is_some() {
+                let key = if jwt.metadata_key.is_some() {
+                    "metadata_key"
+                } else {
+                    "metadata_namespace"
+                };
+                return Err(ConfigError::JwtKey {
+                    key,
+                    trust: "verified",
+                });
+            }
+            let from = match jwt.from {
+                None => TokenFrom::Header(HeaderName("authorization".to_string())),
+                Some(RawTokenFrom::Header(h)) => {
+                    TokenFrom::Header(HeaderName::parse(&h).ok_or(ConfigError::HeaderName {
+                        key: "jwt.from.header",
+                        value: h,
+                    })?)
+                }
+                Some(RawTokenFrom::Cookie(c)) if !c.is_empty() => TokenFrom::Cookie(c),
+                Some(RawTokenFrom::Cookie(c)) => {
+                    return Err(ConfigError::HeaderName {
+                        key: "jwt.from.cookie",
+                        value: c,
+                    });
+                }
+            };
+            Ok(ClaimSource::Unverified { from })
+        }
+    }
+}
 
 impl FilterConfig {
     pub fn from_json(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
@@ -155,6 +267,7 @@ impl FilterConfig {
                 value: h,
             })?),
         };
+        let claims = claim_source(raw.jwt)?;
         let program = lang::compile(&raw.rules).map_err(|diagnostics| ConfigError::Rules {
             source: raw.rules.clone(),
             diagnostics,
@@ -162,7 +275,7 @@ impl FilterConfig {
         Ok(FilterConfig {
             program,
             header,
-            trust: raw.jwt.trust,
+            claims,
             debug_header,
             rules: raw.rules,
         })

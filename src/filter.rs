@@ -47,7 +47,7 @@ impl RootContext for ColorRoot {
                     },
                     config.header.as_str()
                 );
-                if config.trust == crate::config::ClaimTrust::Unverified {
+                if config.claims.trust() == crate::config::ClaimTrust::Unverified {
                     warn!(
                         "traffic-color: jwt trust is `unverified`: token claims are read WITHOUT checking signatures; only run this behind a hop that verified the token"
                     );
@@ -88,7 +88,7 @@ impl HttpContext for Color {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let config = Rc::clone(&self.config);
         let header = config.header.as_str();
-        let facts = RequestFacts::new(&Host, &config.program.needs, config.trust);
+        let facts = RequestFacts::new(&Host, &config.program.needs, &config.claims);
         let Decision { tag, by } = config.program.decide(&facts);
         self.decided = by;
         // The client's own color must never survive: remove it, then stamp ours.
@@ -167,6 +167,11 @@ impl RequestSource for Host {
     fn source_address(&self) -> Option<String> {
         let bytes = hostcalls::get_property(vec!["source", "address"]).ok()??;
         String::from_utf8(bytes).ok()
+    }
+
+    fn verified_claims(&self, namespace: &str, key: &str) -> Option<serde_json::Value> {
+        let metadata = hostcalls::get_property(vec!["metadata"]).ok()??;
+        crate::request::metadata::verified_claims(&metadata, namespace, key)
     }
 
     fn now(&self) -> Option<i64> {

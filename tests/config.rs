@@ -13,7 +13,7 @@ fn load(json: &str) -> Result<FilterConfig, ConfigError> {
 fn defaults() {
     let c = load(r#"{"rules": "default -> \"stable\""}"#).unwrap();
     assert_eq!(c.header.as_str(), "x-version-route");
-    assert_eq!(c.trust, ClaimTrust::Verified);
+    assert_eq!(c.claims.trust(), ClaimTrust::Verified);
     assert_eq!(c.debug_header, None);
     assert_eq!(
         c.program.default.as_ref().map(|t| t.as_str()),
@@ -29,7 +29,7 @@ fn all_keys() {
     )
     .unwrap();
     assert_eq!(c.header.as_str(), "x-color");
-    assert_eq!(c.trust, ClaimTrust::Unverified);
+    assert_eq!(c.claims.trust(), ClaimTrust::Unverified);
     assert_eq!(c.debug_header.unwrap().as_str(), "x-color-rule");
 }
 
@@ -77,4 +77,84 @@ fn rejections_say_where() {
     .to_string();
     assert!(err.contains("line 1, column 9 (rule 1)"), "{err}");
     assert!(err.contains("line 2, column 14 (rule 2)"), "{err}");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn jwt_sources() {
+    use traffic_color::config::{ClaimSource, TokenFrom};
+    let c =
+        load(r#"{"rules": "default -> \"s\"", "jwt": {"metadata_key": "jwt_payload"}}"#).unwrap();
+    assert_eq!(
+        c.claims,
+        ClaimSource::Verified {
+            namespace: "envoy.filters.http.jwt_authn".into(),
+            key: "jwt_payload".into()
+        }
+    );
+    let c = load(r#"{"rules": "default -> \"s\"", "jwt": {"trust": "unverified", "from": {"cookie": "id_token"}}}"#)
+        .unwrap();
+    assert_eq!(
+        c.claims,
+        ClaimSource::Unverified {
+            from: TokenFrom::Cookie("id_token".into())
+        }
+    );
+    for (json, want) in [
+        (
+            r#"{"rules": "default -> \"s\"", "jwt": {"from": {"header": "x-jwt"}}}"#,
+            "`jwt.from` applies only",
+        ),
+        (
+            r#"{"rules": "default -> \"s\"", "jwt": {"trust": "unverified", "metadata_key": "p"}}"#,
+            "`jwt.metadata_key` applies only",
+        ),
+        (
+            r#"{"rules": "default -> \"s\"", "jwt": {"trust": "unverified", "from": {"query": "t"}}}"#,
+            "unknown variant `query`",
+        ),
+    ] {
+        let err = load(json).expect_err(json).to_string();
+        assert!(err.contains(want), "{json}: {err}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn unverified_token_from_a_header_or_a_cookie() {
+    use traffic_color::request::{RequestFacts, SimpleRequest};
+    let token = {
+        use base64::Engine;
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.",
+            e.encode(r#"{"alg":"none"}"#),
+            e.encode(r#"{"sub":"user-a"}"#)
+        )
+    };
+    let rules = r#"match { token[\"sub\"] == \"user-a\" } -> \"beta\""#;
+    let decide = |from: &str, req: &SimpleRequest| {
+        let c = load(&format!(
+            r#"{{"rules": "{rules}", "jwt": {{"trust": "unverified", "from": {from}}}}}"#
+        ))
+        .unwrap();
+        let facts = RequestFacts::new(req, &c.program.needs, &c.claims);
+        c.program.decide(&facts).tag.map(|t| t.as_str().to_string())
+    };
+    let by_header = SimpleRequest::new("GET", "/").with_header("x-jwt", &token);
+    let by_bearer = SimpleRequest::new("GET", "/").with_header("x-jwt", &format!("Bearer {token}"));
+    let by_cookie =
+        SimpleRequest::new("GET", "/").with_header("cookie", &format!("a=b; id_token={token}"));
+    assert_eq!(
+        decide(r#"{"header": "x-jwt"}"#, &by_header).as_deref(),
+        Some("beta")
+    );
+    assert_eq!(
+        decide(r#"{"header": "x-jwt"}"#, &by_bearer).as_deref(),
+        Some("beta")
+    );
+    assert_eq!(decide(r#"{"header": "x-jwt"}"#, &by_cookie), None);
+    assert_eq!(
+        decide(r#"{"cookie": "id_token"}"#, &by_cookie).as_deref(),
+        Some("beta")
+    );
+    assert_eq!(decide(r#"{"cookie": "id_token"}"#, &by_header), None);
 }

@@ -266,8 +266,8 @@ fn bucket_shares_converge() {
     let hits = (0..n)
         .filter(|i| {
             let req = get("/").with_header("x-user-id", &format!("user-{i}"));
-            let facts =
-                traffic_color::request::RequestFacts::new(&req, &p.needs, ClaimTrust::Verified);
+            let source = traffic_color::config::ClaimSource::of(ClaimTrust::Verified);
+            let facts = traffic_color::request::RequestFacts::new(&req, &p.needs, &source);
             p.decide(&facts).tag.is_some()
         })
         .count();

@@ -33,7 +33,7 @@ fn every_case_gets_its_color_from_its_rule() {
         for pair in case["headers"].as_array().unwrap() {
             req = req.with_header(pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
         }
-        let facts = RequestFacts::new(&req, &config.program.needs, config.trust);
+        let facts = RequestFacts::new(&req, &config.program.needs, &config.claims);
         let decision = config.program.decide(&facts);
         let got = decision.tag.map(|t| t.as_str());
         let by = match decision.by {

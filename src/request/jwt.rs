@@ -17,6 +17,17 @@ pub fn bearer(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The token in a header or cookie value: `Bearer <token>`, or the bare token. Any other
+/// scheme (`Basic ...`) is not a token.
+pub fn token_in(value: &str) -> Option<&str> {
+    let value = value.trim();
+    if value.contains(' ') {
+        bearer(value)
+    } else {
+        Some(value).filter(|v| !v.is_empty())
+    }
+}
+
 /// The payload of a compact JWS (`header.payload.signature`) as a JSON object.
 pub fn unverified_claims(token: &str) -> Option<Value> {
     if token.len() > MAX_TOKEN_BYTES {

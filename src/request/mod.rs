@@ -3,12 +3,13 @@
 
 pub mod cookie;
 pub mod jwt;
+pub mod metadata;
 pub mod query;
 mod simple;
 
 pub use simple::SimpleRequest;
 
-use crate::config::ClaimTrust;
+use crate::config::{ClaimSource, TokenFrom};
 use crate::lang::eval::Facts;
 use crate::lang::program::Needs;
 use serde_json::Value;
@@ -25,10 +26,9 @@ pub trait RequestSource {
     fn header_values(&self, name: &str) -> Vec<String>;
     /// The peer, as Envoy's `source.address` (`ip:port`, IPv6 in brackets).
     fn source_address(&self) -> Option<String>;
-    /// A JWT payload some earlier filter verified; `None` where there is none.
-    fn verified_claims(&self) -> Option<Value> {
-        None
-    }
+    /// The JWT payload an earlier filter verified and stored in dynamic metadata at
+    /// `filter_metadata[namespace][key]`; `None` where there is none.
+    fn verified_claims(&self, namespace: &str, key: &str) -> Option<Value>;
     /// Unix nanoseconds on the proxy's clock.
     fn now(&self) -> Option<i64>;
 }
@@ -37,7 +37,7 @@ pub trait RequestSource {
 pub struct RequestFacts<'a, R: RequestSource> {
     source: &'a R,
     needs: &'a Needs,
-    trust: ClaimTrust,
+    claims_from: &'a ClaimSource,
     headers: Vec<OnceCell<Option<String>>>,
     path_and_query: OnceCell<Option<String>>,
     queries: OnceCell<Vec<Option<String>>>,
@@ -48,11 +48,11 @@ pub struct RequestFacts<'a, R: RequestSource> {
 }
 
 impl<'a, R: RequestSource> RequestFacts<'a, R> {
-    pub fn new(source: &'a R, needs: &'a Needs, trust: ClaimTrust) -> Self {
+    pub fn new(source: &'a R, needs: &'a Needs, claims_from: &'a ClaimSource) -> Self {
         RequestFacts {
             source,
             needs,
-            trust,
+            claims_from,
             headers: (0..needs.headers.len()).map(|_| OnceCell::new()).collect(),
             path_and_query: OnceCell::new(),
             queries: OnceCell::new(),
@@ -71,11 +71,21 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
 
     fn claims(&self) -> Option<&Value> {
         self.claims
-            .get_or_init(|| match self.trust {
-                ClaimTrust::Verified => self.source.verified_claims(),
-                ClaimTrust::Unverified => {
-                    let auth = self.source.header("authorization")?;
-                    jwt::unverified_claims(jwt::bearer(&auth)?)
+            .get_or_init(|| match self.claims_from {
+                ClaimSource::Verified { namespace, key } => {
+                    self.source.verified_claims(namespace, key)
+                }
+                ClaimSource::Unverified { from } => {
+                    let token = match from {
+                        TokenFrom::Header(name) => self.source.header(name.as_str())?,
+                        TokenFrom::Cookie(name) => {
+                            let headers = self.source.header_values("cookie");
+                            cookie::first_values(&headers, std::slice::from_ref(name))
+                                .pop()
+                                .flatten()?
+                        }
+                    };
+                    jwt::unverified_claims(jwt::token_in(&token)?)
                 }
             })
             .as_ref()

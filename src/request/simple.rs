@@ -46,7 +46,8 @@ impl RequestSource for SimpleRequest {
         self.source_address.clone()
     }
 
-    fn verified_claims(&self) -> Option<Value> {
+    /// Tests set the verified payload directly, whatever the metadata location.
+    fn verified_claims(&self, _namespace: &str, _key: &str) -> Option<Value> {
         self.verified_claims.clone()
     }
 

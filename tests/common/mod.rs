@@ -1,7 +1,7 @@
 //! Shared helpers for the native and Wasm test binaries.
 #![allow(dead_code)]
 
-use traffic_color::config::{ClaimTrust, FilterConfig};
+use traffic_color::config::{ClaimSource, ClaimTrust, FilterConfig};
 use traffic_color::lang::eval::DecidedBy;
 use traffic_color::request::{RequestFacts, SimpleRequest};
 
@@ -20,7 +20,8 @@ pub fn color_with(
     req: &SimpleRequest,
 ) -> (Option<String>, DecidedBy) {
     let p = program(rules);
-    let facts = RequestFacts::new(req, &p.needs, trust);
+    let source = ClaimSource::of(trust);
+    let facts = RequestFacts::new(req, &p.needs, &source);
     let d = p.decide(&facts);
     (d.tag.map(|t| t.as_str().to_string()), d.by)
 }
@@ -31,7 +32,7 @@ pub fn color(rules: &str, req: &SimpleRequest) -> Option<String> {
 
 /// A config's decision for `req`, as the filter would make it.
 pub fn config_color(config: &FilterConfig, req: &SimpleRequest) -> Option<String> {
-    let facts = RequestFacts::new(req, &config.program.needs, config.trust);
+    let facts = RequestFacts::new(req, &config.program.needs, &config.claims);
     config
         .program
         .decide(&facts)
