@@ -94,6 +94,7 @@ impl Compiler {
                             window,
                             tag,
                             line: self.lines.line(rule.keyword.start),
+                            span: rule.keyword.to(rule.tag.span),
                         });
                     }
                 }
@@ -106,9 +107,13 @@ impl Compiler {
             return Err(self.errors);
         }
         self.needs.clock = rules.iter().any(|r| !r.window.is_always());
+        let default_line = default
+            .as_ref()
+            .map(|(_, span)| self.lines.line(span.start));
         Ok(Program {
             rules,
             default: default.map(|(t, _)| t),
+            default_line,
             needs: self.needs,
         })
     }
@@ -161,7 +166,10 @@ impl Compiler {
             Expr::Or(terms) => self.all_of(terms).map(Cond::Any),
             Expr::And(terms) => self.all_of(terms).map(Cond::All),
             Expr::Not(inner) => self.cond(inner).map(|c| Cond::Not(Box::new(c))),
-            Expr::Exists(value) => self.value(value).map(|(val, _)| Cond::Exists(val)),
+            Expr::Exists(value) => self.value(value).map(|(val, _)| Cond::Exists {
+                val,
+                span: value.span,
+            }),
             Expr::Bare(value) => {
                 self.error(ErrorKind::ValueIsNotCondition, value.span);
                 None
@@ -171,7 +179,12 @@ impl Compiler {
                 let lowered = self.value(value);
                 let test = self.test(lowered.as_ref().map(|(_, ty)| *ty), op, literal);
                 let (val, _) = lowered?;
-                Some(Cond::Test { val, test: test? })
+                Some(Cond::Test {
+                    val,
+                    test: test?,
+                    span: value.span.to(literal.span),
+                    value: value.span,
+                })
             }
         }
     }

@@ -76,8 +76,8 @@ impl Cond {
             Cond::Any(cs) => cs.iter().any(|c| c.holds(facts)),
             Cond::All(cs) => cs.iter().all(|c| c.holds(facts)),
             Cond::Not(c) => !c.holds(facts),
-            Cond::Exists(v) => v.read(facts).is_some(),
-            Cond::Test { val, test } => val.read(facts).is_some_and(|seen| test.holds(seen)),
+            Cond::Exists { val, .. } => val.read(facts).is_some(),
+            Cond::Test { val, test, .. } => val.read(facts).is_some_and(|seen| test.holds(seen)),
         }
     }
 }

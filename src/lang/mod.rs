@@ -4,6 +4,7 @@ pub mod ast;
 mod compile;
 pub mod error;
 pub mod eval;
+pub mod explain;
 mod lexer;
 pub mod limits;
 mod parser;

@@ -2,6 +2,7 @@
 //! Every value a rule reads is a slot index, so a request fetches each header, query key,
 //! cookie and claim at most once, and only those the program names.
 
+use super::span::Span;
 use ipnet::IpNet;
 use regex_lite::Regex;
 use std::collections::HashSet;
@@ -10,6 +11,8 @@ use std::collections::HashSet;
 pub struct Program {
     pub rules: Vec<Rule>,
     pub default: Option<Tag>,
+    /// 1-based line of `default`, if any.
+    pub default_line: Option<usize>,
     pub needs: Needs,
 }
 
@@ -30,6 +33,8 @@ pub struct Rule {
     pub tag: Tag,
     /// 1-based line of the rule's `match`, for logs and explanations.
     pub line: usize,
+    /// The rule's source text, from `match` to its tag.
+    pub span: Span,
 }
 
 /// A half-open time window `[from, until)` in Unix nanoseconds; unbounded sides are `None`.
@@ -59,8 +64,18 @@ pub enum Cond {
     Any(Vec<Cond>),
     All(Vec<Cond>),
     Not(Box<Cond>),
-    Exists(Val),
-    Test { val: Val, test: Test },
+    /// `span` covers the value inside `exists(..)`, for explanations.
+    Exists {
+        val: Val,
+        span: Span,
+    },
+    /// `span` covers the whole comparison, `value` the value on its left.
+    Test {
+        val: Val,
+        test: Test,
+        span: Span,
+        value: Span,
+    },
 }
 
 /// Where a value comes from; the index is the slot in [`Needs`].

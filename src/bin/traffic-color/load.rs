@@ -1,0 +1,43 @@
+//! Reading what the user points the tool at: a JSON config, or a bare rules file.
+
+use std::path::Path;
+use traffic_color::config::{ClaimSource, ConfigError, FilterConfig};
+
+/// A config plus the text its rules came from (for diagnostics and explanations).
+pub struct Loaded {
+    pub config: FilterConfig,
+}
+
+/// A file's contents: `-` is standard input.
+pub fn read(path: &Path) -> Result<String, String> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("stdin: {e}"))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// JSON when the file starts with `{` (a whole filter config), otherwise a rules program with
+/// the default config around it (claims from verified metadata).
+pub fn config_from_text(text: &str) -> Result<FilterConfig, ConfigError> {
+    if text.trim_start().starts_with('{') {
+        FilterConfig::from_json(text.as_bytes())
+    } else {
+        let json = serde_json::json!({ "rules": text }).to_string();
+        FilterConfig::from_json(json.as_bytes())
+    }
+}
+
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let text = read(path)?;
+    let config = config_from_text(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Loaded { config })
+}
+
+impl Loaded {
+    pub fn claims(&self) -> &ClaimSource {
+        &self.config.claims
+    }
+}

@@ -1,0 +1,228 @@
+//! The command-line tool, run as a user runs it. Outputs are pinned by golden files in
+//! golden/cli/ (`UPDATE_GOLDEN=1` rewrites them); `explain` is checked against the routing table
+//! the end-to-end suite runs through Envoy.
+
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_traffic-color");
+const DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(DIR)
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8(out.stdout).unwrap();
+    text.push_str(&String::from_utf8(out.stderr).unwrap());
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// (golden file, args)
+const GOLDEN: &[(&str, &[&str])] = &[
+    ("check-ok", &["check", "tests/cli-inputs/rules.tc"]),
+    (
+        "check-bad",
+        &[
+            "check",
+            "tests/cli-inputs/bad.tc",
+            "tests/cli-inputs/rules.tc",
+        ],
+    ),
+    ("check-missing-file", &["check", "tests/cli-inputs/nope.tc"]),
+    (
+        "explain-tester",
+        &[
+            "explain",
+            "-c",
+            "tests/cli-inputs/rules.tc",
+            "-H",
+            "x-canary: true",
+            "--at",
+            "2026-11-26T12:00:00Z",
+        ],
+    ),
+    (
+        "explain-blue-claims",
+        &[
+            "explain",
+            "-c",
+            "tests/cli-inputs/rules.tc",
+            "-H",
+            "X-Env=prod",
+            "--query",
+            "version=v2.1",
+            "--claims",
+            r#"{"sub":"user-a"}"#,
+            "--cookie",
+            "canary=maybe",
+            "--at",
+            "2026-11-26T12:00:00Z",
+        ],
+    ),
+    (
+        "explain-json-curl",
+        &[
+            "explain",
+            "-c",
+            "tests/cli-inputs/rules.tc",
+            "--json",
+            "--at",
+            "2026-11-26T12:00:00Z",
+            "--curl",
+            "curl -X POST -H 'x-user-id: 42' 'http://shop/api/v2/x?a=1'",
+        ],
+    ),
+    (
+        "explain-raw",
+        &[
+            "explain",
+            "-c",
+            "tests/cli-inputs/rules.tc",
+            "--raw",
+            "tests/cli-inputs/request.http",
+            "--at",
+            "2026-11-26T12:00:00Z",
+        ],
+    ),
+    (
+        "explain-bad-config",
+        &["explain", "-c", "tests/cli-inputs/bad.tc"],
+    ),
+    (
+        "simulate-users",
+        &[
+            "simulate",
+            "-c",
+            "tests/cli-inputs/rules.tc",
+            "--users",
+            "100000",
+        ],
+    ),
+    (
+        "simulate-requests",
+        &[
+            "simulate",
+            "-c",
+            "tests/cli-inputs/rules.tc",
+            "--requests",
+            "tests/cli-inputs/requests.jsonl",
+            "--json",
+        ],
+    ),
+];
+
+#[test]
+fn golden_outputs() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for (name, args) in GOLDEN {
+        let (code, out) = run(args);
+        let got = format!("$ traffic-color {}\n[exit {code}]\n{out}", args.join(" "));
+        let path = Path::new(DIR)
+            .join("tests/golden/cli")
+            .join(format!("{name}.txt"));
+        if update {
+            std::fs::write(&path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        if got != want {
+            failures.push(format!("--- {name}: expected\n{want}\n--- got\n{got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(run(&["check", "tests/cli-inputs/rules.tc"]).0, 0);
+    assert_eq!(run(&["check", "tests/cli-inputs/bad.tc"]).0, 1);
+    assert_eq!(run(&["check", "tests/cli-inputs/nope.tc"]).0, 2);
+    assert_eq!(run(&["frobnicate"]).0, 2);
+    let (code, help) = run(&["explain", "--help"]);
+    assert_eq!(code, 0);
+    assert!(help.contains("Examples:"), "{help}");
+}
+
+#[test]
+fn schema_is_valid_json_and_names_every_key() {
+    let (code, out) = run(&["schema"]);
+    assert_eq!(code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let props = schema["properties"].as_object().unwrap();
+    for key in ["rules", "header", "debug_header", "jwt"] {
+        assert!(props.contains_key(key), "{key}");
+    }
+    assert_eq!(schema["additionalProperties"], false);
+    // The published copy is the one the tool prints.
+    let published =
+        std::fs::read_to_string(Path::new(DIR).join("schema/config.schema.json")).unwrap();
+    assert_eq!(published, out);
+}
+
+/// `explain` must give every case of the routing table the color the end-to-end suite expects.
+#[test]
+fn explain_agrees_with_the_routing_table() {
+    let table: serde_json::Value =
+        serde_json::from_str(include_str!("cases/routing.json")).unwrap();
+    let dir = std::env::temp_dir().join(format!("tc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(&config, table["config"].to_string()).unwrap();
+    let mut failures = Vec::new();
+    for case in table["cases"].as_array().unwrap() {
+        let mut raw = format!(
+            "{} {} HTTP/1.1\r\nHost: localhost\r\n",
+            case["method"].as_str().unwrap(),
+            case["path"].as_str().unwrap()
+        );
+        for h in case["headers"].as_array().unwrap() {
+            raw.push_str(&format!(
+                "{}: {}\r\n",
+                h[0].as_str().unwrap(),
+                h[1].as_str().unwrap()
+            ));
+        }
+        let req = dir.join("req.http");
+        std::fs::write(&req, raw).unwrap();
+        let (code, out) = run(&[
+            "explain",
+            "--json",
+            "-c",
+            config.to_str().unwrap(),
+            "--raw",
+            req.to_str().unwrap(),
+            "--source-ip",
+            "127.0.0.1:40000",
+            "--at",
+            "2026-11-26T12:00:00Z",
+        ]);
+        assert_eq!(code, 0, "{out}");
+        let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let name = case["name"].as_str().unwrap();
+        if e["color"] != case["expect"] {
+            failures.push(format!(
+                "{name}: explain says {}, table says {}",
+                e["color"], case["expect"]
+            ));
+        }
+        if let Some(rule) = case["rule"].as_str() {
+            let by = e["decided_by"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("rule ");
+            if by != rule {
+                failures.push(format!(
+                    "{name}: explain says decided by {by}, table says {rule}"
+                ));
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
