@@ -7,21 +7,107 @@
 
 use crate::config::FilterConfig;
 use crate::lang::eval::{DecidedBy, Decision};
+use crate::metrics;
 use crate::request::{RequestFacts, RequestSource};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ColorRoot { config: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ColorRoot { active: None }) });
 }}
 
 struct ColorRoot {
-    config: Option<Rc<FilterConfig>>,
+    active: Option<Rc<Active>>,
+}
+
+/// What every request of this VM shares: the compiled config and its counters.
+struct Active {
+    config: FilterConfig,
+    counters: Counters,
+}
+
+/// Metric ids, resolved once per config so a request only increments.
+struct Counters {
+    /// Color counter of each rule's tag, by rule index.
+    rule_color: Vec<u32>,
+    default_color: Option<u32>,
+    unset: u32,
+    rule_hits: Vec<u32>,
+    default_hits: u32,
+    unmatched: u32,
+    stripped: u32,
+}
+
+fn counter(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Counter, name).ok()
+}
+
+fn bump(id: u32) {
+    let _ = hostcalls::increment_metric(id, 1);
+}
+
+impl Counters {
+    fn define(config: &FilterConfig) -> Option<Counters> {
+        let names = metrics::Names::for_program(&config.program);
+        let id_of = |tag: &str| -> Option<u32> {
+            let (_, name) = names.colors.iter().find(|(t, _)| t == tag)?;
+            counter(name)
+        };
+        let rule_color = config
+            .program
+            .rules
+            .iter()
+            .map(|r| id_of(r.tag.as_str()))
+            .collect::<Option<Vec<u32>>>()?;
+        let default_color = match &config.program.default {
+            Some(t) => Some(id_of(t.as_str())?),
+            None => None,
+        };
+        let mut rule_hits = names
+            .rules
+            .iter()
+            .map(|n| counter(n))
+            .collect::<Option<Vec<u32>>>()?;
+        let default_hits = rule_hits.pop()?;
+        Some(Counters {
+            rule_color,
+            default_color,
+            unset: id_of(metrics::UNSET)?,
+            rule_hits,
+            default_hits,
+            unmatched: counter(&names.unmatched)?,
+            stripped: counter(&names.stripped)?,
+        })
+    }
+
+    fn count(&self, by: DecidedBy) {
+        match by {
+            DecidedBy::Rule(n) => {
+                if let Some(&id) = self.rule_color.get(n - 1) {
+                    bump(id);
+                }
+                if let Some(&id) = self.rule_hits.get(n - 1) {
+                    bump(id);
+                }
+            }
+            DecidedBy::Default => {
+                bump(self.unmatched);
+                bump(self.default_hits);
+                if let Some(id) = self.default_color {
+                    bump(id);
+                }
+            }
+            DecidedBy::Nothing => {
+                bump(self.unmatched);
+                bump(self.unset);
+            }
+        }
+    }
 }
 
 impl Context for ColorRoot {}
@@ -37,6 +123,13 @@ impl RootContext for ColorRoot {
         };
         match FilterConfig::from_json(&bytes) {
             Ok(config) => {
+                let Some(counters) = Counters::define(&config) else {
+                    error!("traffic-color: cannot define metrics");
+                    return false;
+                };
+                if let Some(id) = counter(&metrics::config_loads()) {
+                    bump(id);
+                }
                 info!(
                     "traffic-color: loaded {} rules{}, color header `{}`",
                     config.program.rules.len(),
@@ -52,10 +145,13 @@ impl RootContext for ColorRoot {
                         "traffic-color: jwt trust is `unverified`: token claims are read WITHOUT checking signatures; only run this behind a hop that verified the token"
                     );
                 }
-                self.config = Some(Rc::new(config));
+                self.active = Some(Rc::new(Active { config, counters }));
                 true
             }
             Err(e) => {
+                if let Some(id) = counter(&metrics::config_rejections()) {
+                    bump(id);
+                }
                 error!("traffic-color: configuration rejected: {e}");
                 false
             }
@@ -67,10 +163,10 @@ impl RootContext for ColorRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let config = self.config.clone()?;
+        let active = self.active.clone()?;
         Some(Box::new(Color {
             id: context_id,
-            config,
+            active,
             decided: DecidedBy::Nothing,
         }))
     }
@@ -78,7 +174,7 @@ impl RootContext for ColorRoot {
 
 struct Color {
     id: u32,
-    config: Rc<FilterConfig>,
+    active: Rc<Active>,
     decided: DecidedBy,
 }
 
@@ -86,11 +182,16 @@ impl Context for Color {}
 
 impl HttpContext for Color {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let config = Rc::clone(&self.config);
+        let active = Rc::clone(&self.active);
+        let config = &active.config;
         let header = config.header.as_str();
         let facts = RequestFacts::new(&Host, &config.program.needs, &config.claims);
         let Decision { tag, by } = config.program.decide(&facts);
         self.decided = by;
+        active.counters.count(by);
+        if let Ok(Some(_)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, header) {
+            bump(active.counters.stripped);
+        }
         // The client's own color must never survive: remove it, then stamp ours.
         let stamped =
             hostcalls::set_map_value(MapType::HttpRequestHeaders, header, None).and_then(|()| {
@@ -119,7 +220,7 @@ impl HttpContext for Color {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Some(debug_header) = &self.config.debug_header {
+        if let Some(debug_header) = &self.active.config.debug_header {
             let value = describe(self.decided);
             if let Err(status) = hostcalls::set_map_value(
                 MapType::HttpResponseHeaders,

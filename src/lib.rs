@@ -7,6 +7,7 @@
 pub mod bucket;
 pub mod config;
 pub mod lang;
+pub mod metrics;
 pub mod request;
 
 #[cfg(target_os = "wasi")]

@@ -1,0 +1,106 @@
+//! Names of the filter's Prometheus counters. Proxy-wasm metrics have no labels, so labels are
+//! encoded in the stat name as `.<label>.<value>` segments that Envoy's `stats_tags` turn into
+//! Prometheus labels (the regexes are in [`STATS_TAGS`] and envoy/envoy.yaml); without them the
+//! counters still appear, with the labels folded into the name.
+//!
+//! | stat (Envoy adds the `wasmcustom.` prefix) | Prometheus |
+//! |---|---|
+//! | `traffic_color.requests_total.color.<tag>` | `traffic_color_requests_total{color}` |
+//! | `traffic_color.requests_total.color.unset` | no rule matched and no default |
+//! | `traffic_color.rule_hits_total.rule.<n>` | `traffic_color_rule_hits_total{rule}`; `n` is the 1-based rule or `default` |
+//! | `traffic_color.unmatched_total` | requests no `match` rule matched (default or unset) |
+//! | `traffic_color.client_color_stripped_total` | requests that arrived with the color header set |
+//! | `traffic_color.config_loads_total` / `config_rejections_total` | configurations accepted / rejected |
+
+use crate::lang::Program;
+
+pub const PREFIX: &str = "traffic_color";
+
+/// `(tag name, regex)` pairs for Envoy's `stats_config.stats_tags`, matching the names above.
+pub const STATS_TAGS: &[(&str, &str)] = &[
+    (
+        "color",
+        r"^wasmcustom\.traffic_color\.requests_total(\.color\.(.+))$",
+    ),
+    (
+        "rule",
+        r"^wasmcustom\.traffic_color\.rule_hits_total(\.rule\.(.+))$",
+    ),
+];
+
+/// Every counter a program needs, by name, in a fixed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// One per distinct tag (rules then default), plus `unset` last.
+    pub colors: Vec<(String, String)>,
+    /// One per rule, in order, then `default`.
+    pub rules: Vec<String>,
+    pub unmatched: String,
+    pub stripped: String,
+}
+
+pub fn config_loads() -> String {
+    format!("{PREFIX}.config_loads_total")
+}
+
+pub fn config_rejections() -> String {
+    format!("{PREFIX}.config_rejections_total")
+}
+
+/// The color label used when the header is left unset.
+pub const UNSET: &str = "unset";
+
+impl Names {
+    pub fn for_program(program: &Program) -> Names {
+        let mut tags: Vec<String> = Vec::new();
+        for tag in program
+            .rules
+            .iter()
+            .map(|r| &r.tag)
+            .chain(program.default.as_ref())
+        {
+            if !tags.iter().any(|t| t == tag.as_str()) {
+                tags.push(tag.as_str().to_string());
+            }
+        }
+        tags.push(UNSET.to_string());
+        let colors = tags
+            .into_iter()
+            .map(|t| {
+                let name = format!("{PREFIX}.requests_total.color.{t}");
+                (t, name)
+            })
+            .collect();
+        let rules = (1..=program.rules.len())
+            .map(|n| n.to_string())
+            .chain(std::iter::once("default".to_string()))
+            .map(|r| format!("{PREFIX}.rule_hits_total.rule.{r}"))
+            .collect();
+        Names {
+            colors,
+            rules,
+            unmatched: format!("{PREFIX}.unmatched_total"),
+            stripped: format!("{PREFIX}.client_color_stripped_total"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn names_cover_every_tag_and_rule() {
+        let p = crate::lang::compile(
+            "match { path == \"/a\" } -> \"canary\"\nmatch { path == \"/b\" } -> \"blue\"\nmatch { path == \"/c\" } -> \"canary\"\ndefault -> \"stable\"",
+        )
+        .unwrap();
+        let n = Names::for_program(&p);
+        let colors: Vec<&str> = n.colors.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(colors, ["canary", "blue", "stable", "unset"]);
+        assert_eq!(n.colors[0].1, "traffic_color.requests_total.color.canary");
+        assert_eq!(n.rules.len(), 4);
+        assert_eq!(n.rules[3], "traffic_color.rule_hits_total.rule.default");
+    }
+}
