@@ -94,10 +94,10 @@ def _deadline_loop(timeout: float, what: str, proc: Process, step: float = 0.05)
         yield
         if not proc.alive():
             raise StackError(f"{what}: {proc.name} exited with code {proc.popen.returncode}\n"
-                             f"--- {proc.name} log ---\n{proc.log(20000)}")
+                             f"--- {proc.name} log ---\n{proc.log(8000)}")
         if time.monotonic() > deadline:
             raise StackError(f"{what}: timed out after {timeout:.0f}s\n"
-                             f"--- {proc.name} log ---\n{proc.log(20000)}")
+                             f"--- {proc.name} log ---\n{proc.log(8000)}")
         time.sleep(step)
 
 
@@ -169,7 +169,9 @@ class Envoy:
 
 def envoy_argv(config_path: Path, envoy_bin: str | None = None) -> list[str]:
     return [envoy_bin or envoy_config.find_envoy(), "-c", str(config_path),
-            "--use-dynamic-base-id", "--concurrency", "2", "--log-level", "info"]
+            "--use-dynamic-base-id", "--concurrency", "2",
+            # warnings and errors, plus what the filter logs at info and above
+            "--log-level", "warning", "--component-log-level", "wasm:info"]
 
 
 def start_envoy(cfg: dict[str, Any], run_dir: Path, name: str = "envoy",

@@ -28,6 +28,10 @@ struct RawConfig {
     jwt: RawJwt,
     #[serde(default)]
     debug_header: Option<String>,
+    #[serde(default)]
+    keep: bool,
+    #[serde(default)]
+    baggage: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +126,11 @@ pub struct FilterConfig {
     pub header: HeaderName,
     pub claims: ClaimSource,
     pub debug_header: Option<HeaderName>,
+    /// Keep a color an earlier, trusted hop set (header, or baggage member) instead of
+    /// recomputing it. Off by default: at the edge, a client must not choose its color.
+    pub keep: bool,
+    /// Also write the color as this W3C `baggage` member (and, with `keep`, read it back).
+    pub baggage: Option<HeaderName>,
     /// The rules' text, kept for logs and explanations.
     pub rules: String,
 }
@@ -268,6 +277,13 @@ impl FilterConfig {
             })?),
         };
         let claims = claim_source(raw.jwt)?;
+        let baggage = match raw.baggage {
+            None => None,
+            Some(b) => Some(HeaderName::parse(&b).ok_or(ConfigError::HeaderName {
+                key: "baggage",
+                value: b,
+            })?),
+        };
         let program = lang::compile(&raw.rules).map_err(|diagnostics| ConfigError::Rules {
             source: raw.rules.clone(),
             diagnostics,
@@ -277,6 +293,8 @@ impl FilterConfig {
             header,
             claims,
             debug_header,
+            keep: raw.keep,
+            baggage,
             rules: raw.rules,
         })
     }

