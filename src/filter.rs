@@ -6,8 +6,10 @@
 //! request data is read through the `hostcalls` that return `Result`, and errors mean "absent".
 
 use crate::config::FilterConfig;
-use crate::lang::eval::{DecidedBy, Decision};
+use crate::lang::eval::DecidedBy;
+use crate::lang::program::Tag;
 use crate::metrics;
+use crate::propagation::{self, Outcome};
 use crate::request::{RequestFacts, RequestSource};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
@@ -33,14 +35,13 @@ struct Active {
 
 /// Metric ids, resolved once per config so a request only increments.
 struct Counters {
-    /// Color counter of each rule's tag, by rule index.
-    rule_color: Vec<u32>,
-    default_color: Option<u32>,
-    unset: u32,
+    /// `(tag, id)` for every tag the program can set, plus `unset`.
+    colors: Vec<(String, u32)>,
+    /// By rule index, then `default` last.
     rule_hits: Vec<u32>,
-    default_hits: u32,
     unmatched: u32,
     stripped: u32,
+    kept: u32,
 }
 
 fn counter(name: &str) -> Option<u32> {
@@ -54,58 +55,44 @@ fn bump(id: u32) {
 impl Counters {
     fn define(config: &FilterConfig) -> Option<Counters> {
         let names = metrics::Names::for_program(&config.program);
-        let id_of = |tag: &str| -> Option<u32> {
-            let (_, name) = names.colors.iter().find(|(t, _)| t == tag)?;
-            counter(name)
-        };
-        let rule_color = config
-            .program
-            .rules
+        let colors = names
+            .colors
             .iter()
-            .map(|r| id_of(r.tag.as_str()))
-            .collect::<Option<Vec<u32>>>()?;
-        let default_color = match &config.program.default {
-            Some(t) => Some(id_of(t.as_str())?),
-            None => None,
-        };
-        let mut rule_hits = names
+            .map(|(tag, name)| Some((tag.clone(), counter(name)?)))
+            .collect::<Option<Vec<_>>>()?;
+        let rule_hits = names
             .rules
             .iter()
             .map(|n| counter(n))
             .collect::<Option<Vec<u32>>>()?;
-        let default_hits = rule_hits.pop()?;
         Some(Counters {
-            rule_color,
-            default_color,
-            unset: id_of(metrics::UNSET)?,
+            colors,
             rule_hits,
-            default_hits,
             unmatched: counter(&names.unmatched)?,
             stripped: counter(&names.stripped)?,
+            kept: counter(&names.kept)?,
         })
     }
 
-    fn count(&self, by: DecidedBy) {
-        match by {
-            DecidedBy::Rule(n) => {
-                if let Some(&id) = self.rule_color.get(n - 1) {
-                    bump(id);
-                }
-                if let Some(&id) = self.rule_hits.get(n - 1) {
-                    bump(id);
-                }
+    fn count(&self, tag: Option<&Tag>, outcome: Outcome) {
+        let color = tag.map_or(metrics::UNSET, |t| t.as_str());
+        if let Some((_, id)) = self.colors.iter().find(|(t, _)| t == color) {
+            bump(*id);
+        }
+        let rule = match outcome {
+            Outcome::Decided(DecidedBy::Rule(n)) => self.rule_hits.get(n - 1),
+            Outcome::Decided(DecidedBy::Default) => self.rule_hits.last(),
+            Outcome::Decided(DecidedBy::Nothing) => None,
+            Outcome::KeptHeader | Outcome::KeptBaggage => {
+                bump(self.kept);
+                return;
             }
-            DecidedBy::Default => {
-                bump(self.unmatched);
-                bump(self.default_hits);
-                if let Some(id) = self.default_color {
-                    bump(id);
-                }
-            }
-            DecidedBy::Nothing => {
-                bump(self.unmatched);
-                bump(self.unset);
-            }
+        };
+        if let Some(id) = rule {
+            bump(*id);
+        }
+        if !matches!(outcome, Outcome::Decided(DecidedBy::Rule(_))) {
+            bump(self.unmatched);
         }
     }
 }
@@ -167,7 +154,7 @@ impl RootContext for ColorRoot {
         Some(Box::new(Color {
             id: context_id,
             active,
-            decided: DecidedBy::Nothing,
+            outcome: Outcome::Decided(DecidedBy::Nothing),
         }))
     }
 }
@@ -175,7 +162,7 @@ impl RootContext for ColorRoot {
 struct Color {
     id: u32,
     active: Rc<Active>,
-    decided: DecidedBy,
+    outcome: Outcome,
 }
 
 impl Context for Color {}
@@ -185,14 +172,25 @@ impl HttpContext for Color {
         let active = Rc::clone(&self.active);
         let config = &active.config;
         let header = config.header.as_str();
+        let incoming = Host.header(header);
+        let mut baggage: Option<Option<String>> = None;
         let facts = RequestFacts::new(&Host, &config.program.needs, &config.claims);
-        let Decision { tag, by } = config.program.decide(&facts);
-        self.decided = by;
-        active.counters.count(by);
-        if let Ok(Some(_)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, header) {
+        let (tag, outcome) = propagation::color(
+            config,
+            incoming.as_deref(),
+            || {
+                baggage
+                    .get_or_insert_with(|| Host.header("baggage"))
+                    .clone()
+            },
+            &facts,
+        );
+        self.outcome = outcome;
+        active.counters.count(tag, outcome);
+        if incoming.is_some() && outcome != Outcome::KeptHeader {
             bump(active.counters.stripped);
         }
-        // The client's own color must never survive: remove it, then stamp ours.
+        // Unless kept, the incoming color must never survive: remove it, then stamp ours.
         let stamped =
             hostcalls::set_map_value(MapType::HttpRequestHeaders, header, None).and_then(|()| {
                 match tag {
@@ -207,6 +205,19 @@ impl HttpContext for Color {
         if let Err(status) = stamped {
             warn!("#{} cannot set {header}: {status:?}", self.id);
         }
+        if let Some(key) = &config.baggage {
+            let current = baggage.unwrap_or_else(|| Host.header("baggage"));
+            let merged =
+                propagation::baggage_set(current.as_deref(), key.as_str(), tag.map(|t| t.as_str()));
+            if let Some(merged) = merged.filter(|m| Some(m) != current.as_ref()) {
+                let value = Some(merged.as_str()).filter(|m| !m.is_empty());
+                if let Err(status) =
+                    hostcalls::set_map_value(MapType::HttpRequestHeaders, "baggage", value)
+                {
+                    warn!("#{} cannot set baggage: {status:?}", self.id);
+                }
+            }
+        }
         // Envoy 1.40 re-selects the route by itself after a header change; older hosts or
         // configs with the refresh off need the explicit call, and some hosts lack it.
         let _ = hostcalls::call_foreign_function("clear_route_cache", None);
@@ -214,14 +225,14 @@ impl HttpContext for Color {
             "#{} {header}: {} (by {})",
             self.id,
             tag.map_or("<unset>", |t| t.as_str()),
-            describe(by)
+            outcome.describe()
         );
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         if let Some(debug_header) = &self.active.config.debug_header {
-            let value = describe(self.decided);
+            let value = self.outcome.describe();
             if let Err(status) = hostcalls::set_map_value(
                 MapType::HttpResponseHeaders,
                 debug_header.as_str(),
@@ -235,14 +246,6 @@ impl HttpContext for Color {
             }
         }
         Action::Continue
-    }
-}
-
-fn describe(by: DecidedBy) -> String {
-    match by {
-        DecidedBy::Rule(n) => n.to_string(),
-        DecidedBy::Default => "default".to_string(),
-        DecidedBy::Nothing => "none".to_string(),
     }
 }
 

@@ -9,7 +9,8 @@
 //! | `traffic_color.requests_total.color.unset` | no rule matched and no default |
 //! | `traffic_color.rule_hits_total.rule.<n>` | `traffic_color_rule_hits_total{rule}`; `n` is the 1-based rule or `default` |
 //! | `traffic_color.unmatched_total` | requests no `match` rule matched (default or unset) |
-//! | `traffic_color.client_color_stripped_total` | requests that arrived with the color header set |
+//! | `traffic_color.client_color_stripped_total` | requests whose incoming color header was removed |
+//! | `traffic_color.kept_total` | requests whose incoming color was kept (`keep`) |
 //! | `traffic_color.config_loads_total` / `config_rejections_total` | configurations accepted / rejected |
 
 use crate::lang::Program;
@@ -37,6 +38,7 @@ pub struct Names {
     pub rules: Vec<String>,
     pub unmatched: String,
     pub stripped: String,
+    pub kept: String,
 }
 
 pub fn config_loads() -> String {
@@ -81,6 +83,7 @@ impl Names {
             rules,
             unmatched: format!("{PREFIX}.unmatched_total"),
             stripped: format!("{PREFIX}.client_color_stripped_total"),
+            kept: format!("{PREFIX}.kept_total"),
         }
     }
 }

@@ -3,7 +3,58 @@
 //! being recomputed; with `baggage`, the color is also written into the `baggage` header, merged
 //! with the members already there.
 
+use crate::config::FilterConfig;
+use crate::lang::eval::{DecidedBy, Facts};
 use crate::lang::program::{Program, Tag};
+
+/// How a request got its color.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The rules decided.
+    Decided(DecidedBy),
+    /// `keep`: the incoming color header carried one of the program's tags.
+    KeptHeader,
+    /// `keep`: the incoming baggage member carried one of the program's tags.
+    KeptBaggage,
+}
+
+impl Outcome {
+    /// The value of the debug header: rule index, `default`, `none` or `kept`.
+    pub fn describe(self) -> String {
+        match self {
+            Outcome::Decided(DecidedBy::Rule(n)) => n.to_string(),
+            Outcome::Decided(DecidedBy::Default) => "default".to_string(),
+            Outcome::Decided(DecidedBy::Nothing) => "none".to_string(),
+            Outcome::KeptHeader | Outcome::KeptBaggage => "kept".to_string(),
+        }
+    }
+}
+
+/// The color for a request: kept from an earlier hop when the config says so and the incoming
+/// value is a known tag, else decided by the rules. `incoming` is the color header as it
+/// arrived; `baggage` is read only when needed.
+pub fn color<'c>(
+    config: &'c FilterConfig,
+    incoming: Option<&str>,
+    baggage: impl FnOnce() -> Option<String>,
+    facts: &impl Facts,
+) -> (Option<&'c Tag>, Outcome) {
+    if config.keep {
+        if let Some(tag) = incoming.and_then(|v| known_tag(&config.program, v)) {
+            return (Some(tag), Outcome::KeptHeader);
+        }
+        if let Some(key) = &config.baggage {
+            let kept = baggage()
+                .and_then(|b| baggage_get(&b, key.as_str()))
+                .and_then(|v| known_tag(&config.program, &v));
+            if let Some(tag) = kept {
+                return (Some(tag), Outcome::KeptBaggage);
+            }
+        }
+    }
+    let d = config.program.decide(facts);
+    (d.tag, Outcome::Decided(d.by))
+}
 
 /// W3C Baggage limits: longer headers are not parsed (nor extended).
 pub const MAX_BAGGAGE_BYTES: usize = 8192;
@@ -105,6 +156,61 @@ mod tests {
         );
         assert_eq!(set(Some("tc=canary"), None).as_deref(), Some(""));
         assert_eq!(set(Some(&"a=b,".repeat(3000)), Some("canary")), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn keep_policy() {
+        use crate::request::{RequestFacts, SimpleRequest};
+        let json = |extra: &str| {
+            format!(
+                r#"{{"rules": "match {{ header[\"x-canary\"] == \"true\" }} -> \"canary\"\ndefault -> \"stable\""{extra}}}"#
+            )
+        };
+        let run = |cfg: &str, incoming: Option<&str>, baggage: Option<&str>, canary: bool| {
+            let c = FilterConfig::from_json(cfg.as_bytes()).unwrap();
+            let mut req = SimpleRequest::new("GET", "/");
+            if canary {
+                req = req.with_header("x-canary", "true");
+            }
+            let facts = RequestFacts::new(&req, &c.program.needs, &c.claims);
+            let (tag, outcome) = color(&c, incoming, || baggage.map(String::from), &facts);
+            (tag.map(|t| t.as_str().to_string()), outcome)
+        };
+        let strip = json("");
+        let keep = json(r#", "keep": true, "baggage": "tc""#);
+        let decided = |n| Outcome::Decided(n);
+        // Default: an incoming color never survives.
+        assert_eq!(
+            run(&strip, Some("canary"), None, false),
+            (Some("stable".into()), decided(DecidedBy::Default))
+        );
+        // keep: a known incoming tag is kept, even against the rules.
+        assert_eq!(
+            run(&keep, Some("canary"), None, false),
+            (Some("canary".into()), Outcome::KeptHeader)
+        );
+        assert_eq!(
+            run(&keep, Some("stable"), None, true),
+            (Some("stable".into()), Outcome::KeptHeader)
+        );
+        // ... an unknown one is recomputed.
+        assert_eq!(
+            run(&keep, Some("evil"), None, true),
+            (Some("canary".into()), decided(DecidedBy::Rule(1)))
+        );
+        // ... and baggage is the fallback when the header did not travel.
+        assert_eq!(
+            run(&keep, None, Some("a=b,tc=canary"), false),
+            (Some("canary".into()), Outcome::KeptBaggage)
+        );
+        assert_eq!(
+            run(&keep, None, Some("tc=evil"), false),
+            (Some("stable".into()), decided(DecidedBy::Default))
+        );
+        assert_eq!(
+            run(&strip, None, Some("tc=canary"), false),
+            (Some("stable".into()), decided(DecidedBy::Default))
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

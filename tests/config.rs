@@ -158,3 +158,22 @@ fn unverified_token_from_a_header_or_a_cookie() {
     );
     assert_eq!(decide(r#"{"cookie": "id_token"}"#, &by_header), None);
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn keep_and_baggage() {
+    let c = load(r#"{"rules": "default -> \"s\""}"#).unwrap();
+    assert!(!c.keep);
+    assert_eq!(c.baggage, None);
+    let c =
+        load(r#"{"rules": "default -> \"s\"", "keep": true, "baggage": "traffic-color"}"#).unwrap();
+    assert!(c.keep);
+    assert_eq!(c.baggage.unwrap().as_str(), "traffic-color");
+    let err = load(r#"{"rules": "default -> \"s\"", "baggage": "a,b"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid `baggage`"), "{err}");
+    let err = load(r#"{"rules": "default -> \"s\"", "keep": "yes"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid type"), "{err}");
+}
