@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `traffic_color.requests_total.color.<tag>` | `traffic_color_requests_total{color}` |
 //! | `traffic_color.requests_total.color.unset` | no rule matched and no default |
-//! | `traffic_color.rule_hits_total.rule.<n>` | `traffic_color_rule_hits_total{rule}`; `n` is the 1-based rule or `default` |
+//! | `traffic_color.rule_hits_total.rule.<n>[.name.<name>]` | `traffic_color_rule_hits_total{rule,name}`; `n` is the 1-based rule or `default`, `name` a rule's optional `match "name"` |
 //! | `traffic_color.unmatched_total` | requests no `match` rule matched (default or unset) |
 //! | `traffic_color.client_color_stripped_total` | requests whose incoming color header was removed |
 //! | `traffic_color.kept_total` | requests whose incoming color was kept (`keep`) |
@@ -25,7 +25,11 @@ pub const STATS_TAGS: &[(&str, &str)] = &[
     ),
     (
         "rule",
-        r"^wasmcustom\.traffic_color\.rule_hits_total(\.rule\.(.+))$",
+        r"^wasmcustom\.traffic_color\.rule_hits_total(\.rule\.([^.]+))",
+    ),
+    (
+        "name",
+        r"^wasmcustom\.traffic_color\.rule_hits_total\.rule\.[^.]+(\.name\.(.+))$",
     ),
 ];
 
@@ -73,10 +77,17 @@ impl Names {
                 (t, name)
             })
             .collect();
-        let rules = (1..=program.rules.len())
-            .map(|n| n.to_string())
-            .chain(std::iter::once("default".to_string()))
-            .map(|r| format!("{PREFIX}.rule_hits_total.rule.{r}"))
+        let rules = program
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| match &r.name {
+                Some(name) => format!("{PREFIX}.rule_hits_total.rule.{}.name.{name}", i + 1),
+                None => format!("{PREFIX}.rule_hits_total.rule.{}", i + 1),
+            })
+            .chain(std::iter::once(format!(
+                "{PREFIX}.rule_hits_total.rule.default"
+            )))
             .collect();
         Names {
             colors,
@@ -96,7 +107,7 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn names_cover_every_tag_and_rule() {
         let p = crate::lang::compile(
-            "match { path == \"/a\" } -> \"canary\"\nmatch { path == \"/b\" } -> \"blue\"\nmatch { path == \"/c\" } -> \"canary\"\ndefault -> \"stable\"",
+            "match { path == \"/a\" } -> \"canary\"\nmatch \"bees\" { path == \"/b\" } -> \"blue\"\nmatch { path == \"/c\" } -> \"canary\"\ndefault -> \"stable\"",
         )
         .unwrap();
         let n = Names::for_program(&p);
@@ -104,6 +115,17 @@ mod tests {
         assert_eq!(colors, ["canary", "blue", "stable", "unset"]);
         assert_eq!(n.colors[0].1, "traffic_color.requests_total.color.canary");
         assert_eq!(n.rules.len(), 4);
+        assert_eq!(n.rules[0], "traffic_color.rule_hits_total.rule.1");
+        assert_eq!(n.rules[1], "traffic_color.rule_hits_total.rule.2.name.bees");
         assert_eq!(n.rules[3], "traffic_color.rule_hits_total.rule.default");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_example_envoy_config_carries_the_tag_regexes() {
+        let yaml = include_str!("../envoy/envoy.yaml");
+        for (tag, regex) in STATS_TAGS {
+            assert!(yaml.contains(&format!("tag_name: {tag}")), "{tag}");
+            assert!(yaml.contains(&format!("regex: '{regex}'")), "{regex}");
+        }
     }
 }

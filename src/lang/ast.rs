@@ -9,6 +9,8 @@ pub struct Program {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
+    /// `match "name" { .. }`: an optional name for metrics and explanations.
+    pub name: Option<Spanned<String>>,
     /// `None` for `default`.
     pub condition: Option<Expr>,
     pub from: Option<Spanned<String>>,

@@ -68,8 +68,22 @@ impl Compiler {
                 span,
             );
         }
+        let mut names: Vec<(String, Span)> = Vec::new();
         for rule in &ast.rules {
             let tag = self.tag(&rule.tag);
+            let name = rule.name.as_ref().and_then(|n| {
+                if !is_label(&n.node) {
+                    self.error(ErrorKind::InvalidRuleName(n.node.clone()), n.span);
+                    return None;
+                }
+                if let Some((_, first)) = names.iter().find(|(seen, _)| *seen == n.node) {
+                    let first_line = self.lines.line(first.start);
+                    self.error(ErrorKind::DuplicateRuleName { first_line }, n.span);
+                    return None;
+                }
+                names.push((n.node.clone(), n.span));
+                Some(n.node.clone())
+            });
             if let Some((_, first)) = &default {
                 let kind = match rule.condition {
                     None => ErrorKind::DuplicateDefault {
@@ -90,6 +104,7 @@ impl Compiler {
                     let cond = self.cond(expr);
                     if let (Some(cond), Some(tag)) = (cond, tag) {
                         rules.push(Rule {
+                            name,
                             cond,
                             window,
                             tag,
@@ -119,12 +134,7 @@ impl Compiler {
     }
 
     fn tag(&mut self, tag: &Spanned<String>) -> Option<Tag> {
-        let ok = (1..=64).contains(&tag.node.len())
-            && tag
-                .node
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-~".contains(&b));
-        if ok {
+        if is_label(&tag.node) {
             Some(Tag(tag.node.clone()))
         } else {
             self.error(ErrorKind::InvalidTag(tag.node.clone()), tag.span);
@@ -515,4 +525,11 @@ impl Compiler {
             }
         }
     }
+}
+
+/// Tags and rule names end up in header values and metric names: keep them to a safe alphabet.
+fn is_label(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-~".contains(&b))
 }

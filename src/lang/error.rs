@@ -33,6 +33,10 @@ pub enum ErrorKind {
     },
     DefaultNotLast,
     InvalidTag(String),
+    InvalidRuleName(String),
+    DuplicateRuleName {
+        first_line: usize,
+    },
     InvalidTime {
         text: String,
         reason: &'static str,
@@ -102,6 +106,16 @@ impl fmt::Display for ErrorKind {
                 write!(
                     f,
                     "duplicate default; the first one is on line {first_line}"
+                )
+            }
+            InvalidRuleName(n) => write!(
+                f,
+                "invalid rule name `{n}`: use 1 to 64 characters from A-Z a-z 0-9 . _ - ~"
+            ),
+            DuplicateRuleName { first_line } => {
+                write!(
+                    f,
+                    "duplicate rule name; the first use is on line {first_line}"
                 )
             }
             DefaultNotLast => write!(f, "`default` must be the last rule"),

@@ -22,6 +22,8 @@ pub struct Explanation {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleTrace {
     pub rule: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub line: usize,
     pub source: String,
     pub tag: String,
@@ -57,6 +59,7 @@ impl Program {
             let matched = condition.as_ref().is_some_and(|c| c.result == Some(true));
             rules.push(RuleTrace {
                 rule: i + 1,
+                name: rule.name.clone(),
                 line: rule.line,
                 source: rule.span.text(source).to_string(),
                 tag: rule.tag.as_str().to_string(),
@@ -172,7 +175,11 @@ impl Explanation {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for r in &self.rules {
-            let _ = writeln!(out, "rule {} (line {}): {}", r.rule, r.line, r.source);
+            let name = r
+                .name
+                .as_ref()
+                .map_or(String::new(), |n| format!(" \"{n}\""));
+            let _ = writeln!(out, "rule {}{name} (line {}): {}", r.rule, r.line, r.source);
             match &r.condition {
                 None => {
                     let _ = writeln!(out, "  skipped: outside its time window");

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! program    := rule*
-//! rule       := "match" "{" expr "}" window "->" STRING | "default" "->" STRING
+//! rule       := "match" STRING? "{" expr "}" window "->" STRING | "default" "->" STRING
 //! window     := ("from" STRING)? ("until" STRING)?
 //! expr       := and ("||" and)*
 //! and        := unary ("&&" unary)*
@@ -115,6 +115,7 @@ impl Parser<'_, '_> {
             self.expect(Tok::Arrow, "`->` after `default`")?;
             let tag = self.string("a tag string after `->`")?;
             return Some(Rule {
+                name: None,
                 condition: None,
                 from: None,
                 until: None,
@@ -126,7 +127,11 @@ impl Parser<'_, '_> {
             return self.fail("`match` or `default`");
         }
         self.bump();
-        self.expect(Tok::LBrace, "`{` after `match`")?;
+        let name = match self.peek() {
+            Tok::Str(_) => Some(self.string("a rule name")?),
+            _ => None,
+        };
+        self.expect(Tok::LBrace, "`{` (or a quoted rule name) after `match`")?;
         self.depth = 0;
         let condition = self.expr()?;
         self.expect(Tok::RBrace, "`}` or an operator (`&&`, `||`)")?;
@@ -143,6 +148,7 @@ impl Parser<'_, '_> {
         self.expect(Tok::Arrow, "`->`, `from` or `until` after `}`")?;
         let tag = self.string("a tag string after `->`")?;
         Some(Rule {
+            name,
             condition: Some(condition),
             from,
             until,

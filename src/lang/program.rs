@@ -28,6 +28,8 @@ impl Tag {
 
 #[derive(Debug)]
 pub struct Rule {
+    /// The optional `match "name"`, for metrics and explanations.
+    pub name: Option<String>,
     pub cond: Cond,
     pub window: Window,
     pub tag: Tag,

@@ -14,7 +14,7 @@ from helpers import request
 
 RULES = "\n".join([
     'match { header["x-canary"] == "true" } -> "canary"',
-    'match { cookie["beta"] == "1" } -> "blue"',
+    'match "beta-cookie" { cookie["beta"] == "1" } -> "blue"',
     'default -> "stable"',
 ])
 
@@ -97,7 +97,7 @@ def test_metrics_match_the_request_mix_exactly(envoys):
     assert m['traffic_color_requests_total{color="stable"}'] == 7
     assert m['traffic_color_requests_total{color="unset"}'] == 0
     assert m['traffic_color_rule_hits_total{rule="1"}'] == 7
-    assert m['traffic_color_rule_hits_total{rule="2"}'] == 3
+    assert m['traffic_color_rule_hits_total{rule="2",name="beta-cookie"}'] == 3
     assert m['traffic_color_rule_hits_total{rule="default"}'] == 7
     assert m["traffic_color_unmatched_total{}"] == 7
     assert m["traffic_color_client_color_stripped_total{}"] == 2
