@@ -117,6 +117,11 @@ impl HeaderName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name given for config key `key`, or the error naming that key.
+    fn for_key(key: &'static str, value: String) -> Result<HeaderName, ConfigError> {
+        HeaderName::parse(&value).ok_or(ConfigError::HeaderName { key, value })
+    }
 }
 
 /// A compiled configuration, shared by every request of a VM.
@@ -265,25 +270,16 @@ impl FilterConfig {
                 .unwrap_or("")
                 .to_string(),
         })?;
-        let header = HeaderName::parse(&raw.header).ok_or_else(|| ConfigError::HeaderName {
-            key: "header",
-            value: raw.header.clone(),
-        })?;
-        let debug_header = match raw.debug_header {
-            None => None,
-            Some(h) => Some(HeaderName::parse(&h).ok_or(ConfigError::HeaderName {
-                key: "debug_header",
-                value: h,
-            })?),
-        };
+        let header = HeaderName::for_key("header", raw.header)?;
+        let debug_header = raw
+            .debug_header
+            .map(|h| HeaderName::for_key("debug_header", h))
+            .transpose()?;
+        let baggage = raw
+            .baggage
+            .map(|b| HeaderName::for_key("baggage", b))
+            .transpose()?;
         let claims = claim_source(raw.jwt)?;
-        let baggage = match raw.baggage {
-            None => None,
-            Some(b) => Some(HeaderName::parse(&b).ok_or(ConfigError::HeaderName {
-                key: "baggage",
-                value: b,
-            })?),
-        };
         let program = lang::compile(&raw.rules).map_err(|diagnostics| ConfigError::Rules {
             source: raw.rules.clone(),
             diagnostics,

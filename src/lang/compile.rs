@@ -163,10 +163,10 @@ impl Compiler {
             from: instant(&rule.from),
             until: instant(&rule.until),
         };
-        if let (Some(f), Some(u), Some(span)) = (window.from, window.until, &rule.until) {
-            if f >= u {
-                self.error(ErrorKind::EmptyWindow, span.span);
-            }
+        if let (Some(f), Some(u), Some(span)) = (window.from, window.until, &rule.until)
+            && f >= u
+        {
+            self.error(ErrorKind::EmptyWindow, span.span);
         }
         window
     }

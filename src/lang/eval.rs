@@ -146,10 +146,10 @@ impl Check {
         match self {
             Check::Eq(lit) => eq(seen, lit),
             Check::OneOf(set) => {
-                if let Some(text) = text(seen) {
-                    if set.strings.contains(text) {
-                        return Some(true);
-                    }
+                if let Some(text) = text(seen)
+                    && set.strings.contains(text)
+                {
+                    return Some(true);
                 }
                 let mut result = None;
                 for lit in &set.others {

@@ -81,7 +81,7 @@ impl Parser<'_, '_> {
         None
     }
 
-    fn expect(&mut self, tok: Tok, expected: &'static str) -> Parsed<Span> {
+    fn require(&mut self, tok: Tok, expected: &'static str) -> Parsed<Span> {
         if *self.peek() == tok {
             Some(self.bump().span)
         } else {
@@ -112,7 +112,7 @@ impl Parser<'_, '_> {
         let keyword = self.span();
         if self.is_word("default") {
             self.bump();
-            self.expect(Tok::Arrow, "`->` after `default`")?;
+            self.require(Tok::Arrow, "`->` after `default`")?;
             let tag = self.string("a tag string after `->`")?;
             return Some(Rule {
                 name: None,
@@ -131,10 +131,10 @@ impl Parser<'_, '_> {
             Tok::Str(_) => Some(self.string("a rule name")?),
             _ => None,
         };
-        self.expect(Tok::LBrace, "`{` (or a quoted rule name) after `match`")?;
+        self.require(Tok::LBrace, "`{` (or a quoted rule name) after `match`")?;
         self.depth = 0;
         let condition = self.expr()?;
-        self.expect(Tok::RBrace, "`}` or an operator (`&&`, `||`)")?;
+        self.require(Tok::RBrace, "`}` or an operator (`&&`, `||`)")?;
         let mut from = None;
         let mut until = None;
         if self.is_word("from") {
@@ -145,7 +145,7 @@ impl Parser<'_, '_> {
             self.bump();
             until = Some(self.string("an RFC 3339 time string after `until`")?);
         }
-        self.expect(Tok::Arrow, "`->`, `from` or `until` after `}`")?;
+        self.require(Tok::Arrow, "`->`, `from` or `until` after `}`")?;
         let tag = self.string("a tag string after `->`")?;
         Some(Rule {
             name,
@@ -209,14 +209,14 @@ impl Parser<'_, '_> {
             Tok::LParen => {
                 self.bump();
                 let inner = self.nested(|p| p.expr())?;
-                self.expect(Tok::RParen, "`)`")?;
+                self.require(Tok::RParen, "`)`")?;
                 Some(inner)
             }
             Tok::Ident(w) if w == "exists" => {
                 self.bump();
-                self.expect(Tok::LParen, "`(` after `exists`")?;
+                self.require(Tok::LParen, "`(` after `exists`")?;
                 let value = self.value()?;
-                self.expect(Tok::RParen, "`)`")?;
+                self.require(Tok::RParen, "`)`")?;
                 Some(Expr::Exists(value))
             }
             _ => {
@@ -306,9 +306,9 @@ impl Parser<'_, '_> {
     }
 
     fn name_index(&mut self) -> Parsed<Spanned<String>> {
-        self.expect(Tok::LBracket, "`[` and a quoted name")?;
+        self.require(Tok::LBracket, "`[` and a quoted name")?;
         let name = self.string("a quoted name")?;
-        self.expect(Tok::RBracket, "`]`")?;
+        self.require(Tok::RBracket, "`]`")?;
         Some(name)
     }
 
@@ -351,7 +351,7 @@ impl Parser<'_, '_> {
                 }
             }
             "bucket" => {
-                self.expect(Tok::LParen, "`(` after `bucket`")?;
+                self.require(Tok::LParen, "`(` after `bucket`")?;
                 let key = self.nested(|p| p.value())?;
                 let group = if *self.peek() == Tok::Comma {
                     self.bump();
@@ -359,7 +359,7 @@ impl Parser<'_, '_> {
                 } else {
                     None
                 };
-                self.expect(Tok::RParen, "`)` or `, \"group\"`")?;
+                self.require(Tok::RParen, "`)` or `, \"group\"`")?;
                 ValueKind::Bucket {
                     key: Box::new(key),
                     group,
