@@ -385,3 +385,68 @@ fn limits_are_enforced_with_clear_errors() {
     assert_eq!(p.rules.len(), 1000);
     assert_eq!(p.needs.headers.len(), 1001);
 }
+
+/// Counts what a request is asked for, to prove the filter fetches only what the program needs,
+/// each thing once, and decodes lazily.
+struct Counting {
+    inner: SimpleRequest,
+    asked: std::cell::RefCell<Vec<String>>,
+}
+
+impl traffic_color::request::RequestSource for Counting {
+    fn header(&self, name: &str) -> Option<String> {
+        self.asked.borrow_mut().push(name.to_string());
+        self.inner.header(name)
+    }
+    fn header_values(&self, name: &str) -> Vec<String> {
+        self.asked.borrow_mut().push(format!("all {name}"));
+        self.inner.header_values(name)
+    }
+    fn source_address(&self) -> Option<String> {
+        self.asked.borrow_mut().push("source".into());
+        self.inner.source_address()
+    }
+    fn verified_claims(&self, n: &str, k: &str) -> Option<serde_json::Value> {
+        self.asked.borrow_mut().push("claims".into());
+        self.inner.verified_claims(n, k)
+    }
+    fn now(&self) -> Option<i64> {
+        self.asked.borrow_mut().push("now".into());
+        self.inner.now()
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn fetches_only_what_is_needed_once_and_lazily() {
+    let p = common::program(
+        r#"match { header["a"] == "1" && query["q"] == "1" } -> "x"
+           match { header["A"] == "2" || cookie["c"] == "1" || cookie["d"] == "1" } -> "y"
+           match { query["r"] == "1" && token["sub"] == "s" && token["n"] == 1 } -> "z"
+           match { path == "/never" } -> "w""#,
+    );
+    let source = traffic_color::config::ClaimSource::of(ClaimTrust::Verified);
+    let run = |req: SimpleRequest| {
+        let counting = Counting {
+            inner: req,
+            asked: Default::default(),
+        };
+        let facts = traffic_color::request::RequestFacts::new(&counting, &p.needs, &source);
+        let color = p.decide(&facts).tag.map(|t| t.as_str().to_string());
+        let asked = counting.asked.borrow().clone();
+        (color, asked)
+    };
+    // Rule 1 short-circuits on header a: no query is parsed, nothing else is read.
+    let (c, asked) = run(get("/?q=1").with_header("a", "1"));
+    assert_eq!(c.as_deref(), Some("x"));
+    assert_eq!(asked, ["a", ":path"]);
+    let (c, asked) = run(get("/?q=0&r=1").with_header("cookie", "d=1"));
+    assert_eq!(c.as_deref(), Some("y"));
+    // Header a once (rules 1 and 2 share its slot), all cookies once for both cookie names.
+    assert_eq!(asked, ["a", "all cookie"]);
+    let mut req = get("/?r=1");
+    req.verified_claims = Some(serde_json::json!({"sub": "s", "n": 1}));
+    let (c, asked) = run(req);
+    assert_eq!(c.as_deref(), Some("z"));
+    assert_eq!(asked, ["a", "all cookie", ":path", "claims"]);
+    assert!(!p.needs.clock && !p.needs.method);
+}
