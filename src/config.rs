@@ -181,7 +181,7 @@ impl fmt::Display for ConfigError {
             ConfigError::HeaderName { key, value } => write!(
                 f,
                 "invalid `{key}` \"{}\": use letters, digits, `-`, `_` or `.`",
-                value.escape_debug()
+                crate::lang::error::escape(value)
             ),
             ConfigError::JwtKey { key, trust } => {
                 write!(f, "`jwt.{key}` applies only with `\"trust\": \"{trust}\"`")

@@ -76,7 +76,7 @@ impl fmt::Display for ErrorKind {
                 f,
                 "invalid escape `{e}` in string; escapes are \\\" \\\\ \\n \\t \\r \\u{{..}} (write `\\\\` for a regex backslash)"
             ),
-            UnexpectedChar(c) => write!(f, "unexpected character `{}`", c.escape_debug()),
+            UnexpectedChar(c) => write!(f, "unexpected character `{}`", escape(&c.to_string())),
             InvalidNumber(n) => write!(f, "invalid number or version `{n}`"),
             Expected { expected, found } => write!(f, "expected {expected}, found {found}"),
             UnknownSource(s) => write!(
@@ -140,6 +140,24 @@ impl fmt::Display for ErrorKind {
             ListTooLong { limit } => write!(f, "list too long (limit {limit} items)"),
         }
     }
+}
+
+/// Shows control characters as `\u{..}` so a message stays on one line. Written out rather than
+/// `escape_debug`, which pulls Unicode tables into the .wasm for no benefit here.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// One error at a place in the program; `rule` is the 1-based rule it belongs to, if any.

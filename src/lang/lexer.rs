@@ -33,7 +33,7 @@ impl Tok {
     pub fn describe(&self) -> String {
         match self {
             Tok::Ident(s) => format!("`{s}`"),
-            Tok::Str(s) => format!("string \"{}\"", s.escape_debug()),
+            Tok::Str(s) => format!("string \"{}\"", super::error::escape(s)),
             Tok::Num(n) => format!("number {n}"),
             Tok::Version(v) => format!("version {v}"),
             Tok::LBrace => "`{`".into(),
@@ -110,7 +110,7 @@ impl Lexer<'_, '_> {
 
     fn skip_trivia(&mut self) {
         while let Some(c) = self.peek() {
-            if c.is_whitespace() {
+            if c.is_ascii_whitespace() {
                 self.bump();
             } else if c == '#' {
                 while let Some(c) = self.peek() {
@@ -150,8 +150,9 @@ impl Lexer<'_, '_> {
             }
             '-' if self.peek().is_some_and(|c| c.is_ascii_digit()) => self.number(start),
             c if c.is_ascii_digit() => self.number(start),
-            c if c.is_alphabetic() || c == '_' => {
-                while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            // ASCII only: words are keywords and sources, and Unicode tables would bloat the .wasm.
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
                     self.bump();
                 }
                 Tok::Ident(self.src[start..self.pos].to_string())

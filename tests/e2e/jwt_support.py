@@ -27,6 +27,7 @@ JWT_AUTHN = "envoy.filters.http.jwt_authn"
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 
 ISSUER = "https://issuer.traffic-color.test"
+OTHER_ISSUER = "https://other-issuer.traffic-color.test"
 AUDIENCE = "traffic-color-e2e"
 
 
@@ -35,7 +36,7 @@ def _b64_int(n: int, length: int | None = None) -> str:
     return b64url(n.to_bytes(length, "big"))
 
 
-def _segment(obj: dict[str, Any]) -> str:
+def segment(obj: dict[str, Any]) -> str:
     return b64url(json.dumps(obj, separators=(",", ":")).encode("utf-8"))
 
 
@@ -74,7 +75,7 @@ class SigningKey:
     def token(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
         """A compact JWS of `claims` signed with this key."""
         head = {"alg": self.alg, "typ": "JWT", "kid": self.kid, **(header or {})}
-        signing_input = f"{_segment(head)}.{_segment(claims)}"
+        signing_input = f"{segment(head)}.{segment(claims)}"
         return f"{signing_input}.{b64url(self.sign(signing_input.encode('ascii')))}"
 
 
@@ -91,13 +92,13 @@ def claims(**extra: Any) -> dict[str, Any]:
 
 def unsigned(claims: dict[str, Any]) -> str:
     """`alg: none`, empty signature."""
-    return f"{_segment({'alg': 'none', 'typ': 'JWT'})}.{_segment(claims)}."
+    return f"{segment({'alg': 'none', 'typ': 'JWT'})}.{segment(claims)}."
 
 
 def with_payload(token: str, claims: dict[str, Any]) -> str:
     """`token` with its payload replaced and its original signature kept (tampering)."""
     head, _, sig = token.split(".")
-    return f"{head}.{_segment(claims)}.{sig}"
+    return f"{head}.{segment(claims)}.{sig}"
 
 
 def bearer(token: str) -> list[list[str]]:
@@ -110,13 +111,17 @@ def bearer(token: str) -> list[list[str]]:
 def jwt_authn_filter(jwks_json: str, payload_in_metadata: str,
                      other: dict[str, str] | None = None) -> dict[str, Any]:
     """An `envoy.filters.http.jwt_authn` http filter with provider `tests` (the keys inline,
-    payload stored under `payload_in_metadata`) and one requirement per path prefix:
+    payload stored under `payload_in_metadata`, `scope` split on spaces as Istio does) and one
+    requirement per path prefix:
 
-      /strict/     the token must verify: a missing or failed token gets 401 from jwt_authn
-      /lenient/    requires_any [tests, allow_missing_or_failed]: a failed token passes through,
-                   without a verified payload
-      /best-effort/ allow_missing_or_failed alone: every provider is tried, nothing is refused
-      /other/      (only with `other`) provider `other`, whose payload goes to another key
+      /strict/       the token must verify: a missing or failed token gets 401 from jwt_authn
+      /istio/        requires_any [tests, allow_missing]: what Istio generates for a
+                     RequestAuthentication: no token passes, a failed token gets 401
+      /lenient/      requires_any [tests, allow_missing_or_failed]: a failed token passes on,
+                     without a verified payload
+      /best-effort/  allow_missing_or_failed alone: every provider is tried, nothing is refused
+      /other/        (only with `other`) provider `other`, whose payload goes to another key
+      anything else  no rule: jwt_authn verifies nothing
 
     `other` = {"issuer": .., "jwks": .., "payload_in_metadata": ..} adds a second provider, to
     show that the filter reads only the key it is told to.
@@ -127,11 +132,16 @@ def jwt_authn_filter(jwks_json: str, payload_in_metadata: str,
             "audiences": [AUDIENCE],
             "local_jwks": {"inline_string": jwks_json},
             "payload_in_metadata": payload_in_metadata,
+            # Istio's RequestAuthentication normalizes `scope` and `permission` this way.
+            "normalize_payload_in_metadata": {"space_delimited_claims": ["scope", "permission"]},
             "forward": True,
         },
     }
     rules: list[dict[str, Any]] = [
         {"match": {"prefix": "/strict/"}, "requires": {"provider_name": "tests"}},
+        {"match": {"prefix": "/istio/"},
+         "requires": {"requires_any": {"requirements": [
+             {"provider_name": "tests"}, {"allow_missing": {}}]}}},
         {"match": {"prefix": "/lenient/"},
          "requires": {"requires_any": {"requirements": [
              {"provider_name": "tests"}, {"allow_missing_or_failed": {}}]}}},
@@ -159,13 +169,22 @@ def http_filters(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     raise envoy_config.ConfigError("no http_connection_manager in the listener")
 
 
-def with_jwt_authn(base: dict[str, Any], jwt_filter: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `base` (loaded envoy.yaml) with `jwt_filter` right before the Wasm filter, so the
-    payload is verified and in the dynamic metadata when traffic-color evaluates its rules."""
+def set_metadata_filter(namespace: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """An `envoy.filters.http.set_metadata` http filter that writes `fields` into
+    `filter_metadata[namespace]` on every request (a stand-in for another authn filter)."""
+    return {"name": "envoy.filters.http.set_metadata", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.set_metadata.v3.Config",
+        "metadata": [{"metadata_namespace": namespace, "value": fields}]}}
+
+
+def with_filters_before_wasm(base: dict[str, Any], *new: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` (loaded envoy.yaml) with the http filters `new` right before the Wasm
+    filter, so, e.g., jwt_authn has verified the token and stored its payload in the dynamic
+    metadata when traffic-color evaluates its rules."""
     cfg = copy.deepcopy(base)
     filters = http_filters(cfg)
     at = [i for i, f in enumerate(filters) if f.get("name") == envoy_config.WASM_FILTER]
     if len(at) != 1:
         raise envoy_config.ConfigError(f"expected one {envoy_config.WASM_FILTER}, found {len(at)}")
-    filters.insert(at[0], jwt_filter)
+    filters[at[0]:at[0]] = list(new)
     return cfg

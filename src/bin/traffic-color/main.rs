@@ -4,6 +4,8 @@
 #[cfg(not(target_arch = "wasm32"))]
 mod input;
 #[cfg(not(target_arch = "wasm32"))]
+mod istio;
+#[cfg(not(target_arch = "wasm32"))]
 mod load;
 #[cfg(not(target_arch = "wasm32"))]
 mod run;

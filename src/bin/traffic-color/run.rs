@@ -82,6 +82,8 @@ Synthetic users: --users N gives user ids user-1 … user-N in --user-header (or
     },
     /// Print the JSON Schema of the filter config (for editors and pluginConfig validation)
     Schema,
+    /// Render an Istio WasmPlugin (YAML) from a rules file; the rules are compiled first
+    Wasmplugin(crate::istio::WasmPluginArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -105,6 +107,7 @@ pub fn main() -> ExitCode {
             print!("{SCHEMA}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Wasmplugin(args) => crate::istio::wasmplugin(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("traffic-color: {e}");

@@ -1,0 +1,584 @@
+//! `traffic-color wasmplugin`: an Istio `WasmPlugin` rendered from a rules file, so the rules
+//! live in Git as a file and CI checks them. The `pluginConfig` it writes is compiled with the
+//! filter's own `FilterConfig::from_json` first: a program the filter would refuse is never
+//! rendered (same diagnostics as `check`, exit 1).
+//!
+//! The output is YAML written by hand (no YAML crate): plain scalars only where they cannot be
+//! read as anything but a string, JSON-quoted strings elsewhere, and the rules as a literal
+//! block when that keeps them byte for byte. `--json` prints the same document as JSON.
+
+use clap::ValueEnum;
+use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use traffic_color::config::{ConfigError, DEFAULT_HEADER, FilterConfig};
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("workloads").required(true).args(["selector", "target_ref"])))]
+#[command(after_help = "Examples:
+  # the ingress gateway (edge: strip and recompute the color)
+  traffic-color wasmplugin --rules istio/rules.tc --url oci://ghcr.io/acme/traffic-color:0.1.0 \\
+      --sha256 <manifest digest> --selector istio=ingressgateway > wasmplugin.yaml
+  # a workload's outbound calls (keep a color set upstream, read it back from baggage)
+  traffic-color wasmplugin --rules istio/rules.tc --name traffic-color-outbound --namespace shop \\
+      --url oci://ghcr.io/acme/traffic-color:0.1.0 --selector app=frontend --mode CLIENT \\
+      --keep --baggage traffic-color
+
+Exit codes: 0 printed, 1 the rules or the filter config were rejected (every diagnostic is
+printed, nothing is rendered), 2 usage or I/O error.")]
+pub struct WasmPluginArgs {
+    /// The rules program (a file, `-` for stdin); becomes pluginConfig.rules
+    #[arg(long, value_name = "FILE")]
+    rules: PathBuf,
+    /// metadata.name; also the plugin name (Envoy root_id) unless --plugin-name
+    #[arg(long, default_value = "traffic-color")]
+    name: String,
+    /// metadata.namespace: the namespace of the workloads it applies to (the root namespace,
+    /// istio-system by default, means every namespace)
+    #[arg(long, default_value = "istio-system")]
+    namespace: String,
+    /// spec.url: oci://REGISTRY/PATH:TAG (or http(s)://, file://)
+    #[arg(long)]
+    url: String,
+    /// spec.sha256: for oci:// the digest of the image manifest (`make oci` prints it), for
+    /// http(s):// the module's sha256; 64 lowercase hex digits, an optional `sha256:` prefix
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
+    /// spec.selector.matchLabels entry, e.g. istio=ingressgateway (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    selector: Vec<String>,
+    /// spec.targetRefs entry: Gateway/NAME (Gateway API), Service/NAME or ServiceEntry/NAME
+    /// (repeatable)
+    #[arg(long, value_name = "KIND/NAME")]
+    target_ref: Vec<String>,
+    /// spec.match[].mode: CLIENT is a sidecar's outbound traffic (and a gateway's), SERVER its
+    /// inbound traffic; default: all
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    #[arg(long, value_enum, default_value_t = Phase::Authz)]
+    phase: Phase,
+    /// Order among WasmPlugins of the same phase: higher runs first
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
+    priority: i32,
+    #[arg(long, value_enum, default_value_t = FailStrategy::FailOpen)]
+    fail_strategy: FailStrategy,
+    /// spec.pluginName (Envoy root_id); default: --name
+    #[arg(long)]
+    plugin_name: Option<String>,
+    /// pluginConfig.header: the request header the color is written to
+    #[arg(long, default_value = DEFAULT_HEADER)]
+    header: String,
+    /// pluginConfig.keep: keep an incoming color that is one of the rules' tags (set by a
+    /// trusted earlier hop) instead of stripping and recomputing it; never at the edge
+    #[arg(long)]
+    keep: bool,
+    /// pluginConfig.baggage: also write the color as this W3C baggage member (with --keep,
+    /// read it back from there too)
+    #[arg(long, value_name = "KEY")]
+    baggage: Option<String>,
+    /// pluginConfig.jwt.trust; default (key left out): verified
+    #[arg(long, value_enum)]
+    jwt_trust: Option<JwtTrust>,
+    /// pluginConfig.debug_header (tells clients which rule decided: not for production)
+    #[arg(long, value_name = "NAME")]
+    debug_header: Option<String>,
+    /// Print JSON instead of YAML (no comments)
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    #[value(name = "CLIENT")]
+    Client,
+    #[value(name = "SERVER")]
+    Server,
+    #[value(name = "CLIENT_AND_SERVER")]
+    ClientAndServer,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Phase {
+    #[value(name = "AUTHN")]
+    Authn,
+    #[value(name = "AUTHZ")]
+    Authz,
+    #[value(name = "STATS")]
+    Stats,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FailStrategy {
+    #[value(name = "FAIL_OPEN")]
+    FailOpen,
+    #[value(name = "FAIL_CLOSE")]
+    FailClose,
+    #[value(name = "FAIL_RELOAD")]
+    FailReload,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum JwtTrust {
+    #[value(name = "verified")]
+    Verified,
+    #[value(name = "unverified")]
+    Unverified,
+}
+
+fn value_name<T: ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
+/// `traffic-color wasmplugin`.
+pub fn wasmplugin(args: &WasmPluginArgs) -> Result<ExitCode, String> {
+    let rules = crate::load::read(&args.rules)?;
+    let plugin_config = plugin_config(args, &rules);
+    // The filter's own parser and compiler: what it rejects is never rendered.
+    let text = plugin_config.to_string();
+    match FilterConfig::from_json(text.as_bytes()) {
+        Ok(_) => {}
+        // The rules' diagnostics exactly as `check` prints them for this file.
+        Err(e @ ConfigError::Rules { .. }) => {
+            eprintln!("{}: {e}", args.rules.display());
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => {
+            eprintln!("pluginConfig: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let doc = document(args, plugin_config)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", yaml(args, &doc));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_config(args: &WasmPluginArgs, rules: &str) -> Value {
+    let mut c = Map::new();
+    c.insert("rules".into(), rules.into());
+    c.insert("header".into(), args.header.clone().into());
+    c.insert("keep".into(), args.keep.into());
+    if let Some(b) = &args.baggage {
+        c.insert("baggage".into(), b.clone().into());
+    }
+    if let Some(t) = &args.jwt_trust {
+        c.insert("jwt".into(), json!({ "trust": value_name(t) }));
+    }
+    if let Some(d) = &args.debug_header {
+        c.insert("debug_header".into(), d.clone().into());
+    }
+    Value::Object(c)
+}
+
+// ------------------------------------------------------------------------- the resource
+
+fn dns_name(s: &str, max: usize, dots: bool) -> bool {
+    let ok_char =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(ok_char)
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// The CRD's CEL rule: the scheme is http, https, oci, file or none (a bare reference means
+/// oci). A registry with a port needs the scheme written out: `registry:5000/x` would parse
+/// as scheme `registry`.
+fn check_url(url: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("--url `{url}`: {why}"));
+    if url.is_empty() || url.chars().any(char::is_whitespace) {
+        return bad("must be a URL or image reference without spaces");
+    }
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if !["oci", "http", "https", "file"].contains(&scheme) {
+            return bad("the scheme must be oci://, http://, https:// or file://");
+        }
+        if rest.is_empty() {
+            return bad("nothing after the scheme");
+        }
+        return Ok(());
+    }
+    let before_path = url.split('/').next().unwrap_or("");
+    if before_path.contains(':') {
+        return bad("write the scheme (oci://) before a registry with a port");
+    }
+    Ok(())
+}
+
+fn sha256_hex(s: &str) -> Result<String, String> {
+    let hex = s.strip_prefix("sha256:").unwrap_or(s);
+    if hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(hex.to_string())
+    } else {
+        Err(format!(
+            "--sha256 `{s}`: expected 64 lowercase hex digits (the manifest digest `make oci` prints)"
+        ))
+    }
+}
+
+fn selector(items: &[String]) -> Result<Option<Value>, String> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let mut labels = Map::new();
+    for item in items {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--selector `{item}`: expected KEY=VALUE"))?;
+        if k.is_empty() || k.contains('*') || v.contains('*') || v.len() > 63 {
+            return Err(format!(
+                "--selector `{item}`: a label key and value, no wildcards, value at most 63 characters"
+            ));
+        }
+        labels.insert(k.to_string(), v.into());
+    }
+    Ok(Some(json!({ "matchLabels": labels })))
+}
+
+fn target_refs(items: &[String]) -> Result<Option<Value>, String> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let mut refs = Vec::new();
+    for item in items {
+        let (kind, name) = item
+            .split_once('/')
+            .ok_or_else(|| format!("--target-ref `{item}`: expected KIND/NAME"))?;
+        let group = match kind {
+            "Gateway" | "GatewayClass" => "gateway.networking.k8s.io",
+            "Service" => "",
+            "ServiceEntry" => "networking.istio.io",
+            _ => {
+                return Err(format!(
+                    "--target-ref `{item}`: KIND is Gateway, GatewayClass, Service or ServiceEntry"
+                ));
+            }
+        };
+        if !dns_name(name, 253, true) {
+            return Err(format!(
+                "--target-ref `{item}`: NAME is not a Kubernetes name"
+            ));
+        }
+        refs.push(json!({ "group": group, "kind": kind, "name": name }));
+    }
+    Ok(Some(Value::Array(refs)))
+}
+
+fn document(args: &WasmPluginArgs, plugin_config: Value) -> Result<Value, String> {
+    if !dns_name(&args.name, 253, true) {
+        return Err(format!("--name `{}`: not a Kubernetes name", args.name));
+    }
+    if !dns_name(&args.namespace, 63, false) {
+        return Err(format!(
+            "--namespace `{}`: not a namespace name",
+            args.namespace
+        ));
+    }
+    check_url(&args.url)?;
+    let sha = args.sha256.as_deref().map(sha256_hex).transpose()?;
+    if sha.is_none() && (args.url.starts_with("http://") || args.url.starts_with("https://")) {
+        return Err(
+            "--sha256 is required with an http(s):// url (Istio refuses it without)".into(),
+        );
+    }
+    let plugin_name = args
+        .plugin_name
+        .clone()
+        .unwrap_or_else(|| args.name.clone());
+    if plugin_name.is_empty() || plugin_name.len() > 256 {
+        return Err("--plugin-name: 1 to 256 characters".into());
+    }
+
+    let mut spec = Map::new();
+    if let Some(s) = selector(&args.selector)? {
+        spec.insert("selector".into(), s);
+    }
+    if let Some(t) = target_refs(&args.target_ref)? {
+        spec.insert("targetRefs".into(), t);
+    }
+    if let Some(m) = &args.mode {
+        spec.insert("match".into(), json!([{ "mode": value_name(m) }]));
+    }
+    spec.insert("url".into(), args.url.clone().into());
+    if let Some(s) = sha {
+        spec.insert("sha256".into(), s.into());
+    }
+    spec.insert("phase".into(), value_name(&args.phase).into());
+    spec.insert("priority".into(), args.priority.into());
+    spec.insert(
+        "failStrategy".into(),
+        value_name(&args.fail_strategy).into(),
+    );
+    spec.insert("pluginName".into(), plugin_name.into());
+    spec.insert("pluginConfig".into(), plugin_config);
+    Ok(json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": { "name": args.name, "namespace": args.namespace },
+        "spec": spec,
+    }))
+}
+
+// ------------------------------------------------------------------------------- YAML
+
+/// Words YAML 1.1 parsers read as booleans or null.
+const YAML_WORDS: &[&str] = &[
+    "y", "yes", "n", "no", "true", "false", "on", "off", "null", "~",
+];
+
+/// A string as a YAML scalar: plain when nothing could read it as another type or as syntax,
+/// else a JSON string (a valid YAML double-quoted scalar).
+fn scalar_str(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/:=@+-".contains(c))
+        && !YAML_WORDS.contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        s.to_string()
+    } else {
+        Value::from(s).to_string()
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => scalar_str(s),
+        other => other.to_string(),
+    }
+}
+
+/// The rules as a literal block (`|`, `|-` or `|+`) when YAML keeps them byte for byte:
+/// printable text without carriage returns, tabs or YAML's other line breaks, whose first
+/// line does not start with a space. None otherwise (the caller quotes them).
+fn literal_block(s: &str, indent: usize) -> Option<String> {
+    let printable = s.chars().all(|c| {
+        c == '\n'
+            || (!c.is_control() && !matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}'))
+    });
+    let body = s.trim_end_matches('\n');
+    if !printable || body.is_empty() || body.starts_with(' ') {
+        return None;
+    }
+    let chomp = match s.len() - body.len() {
+        0 => "-",
+        1 => "",
+        _ => "+",
+    };
+    let pad = " ".repeat(indent);
+    let mut out = format!("|{chomp}\n");
+    for line in s.strip_suffix('\n').unwrap_or(s).split('\n') {
+        if line.is_empty() {
+            out.push('\n');
+        } else {
+            let _ = writeln!(out, "{pad}{line}");
+        }
+    }
+    Some(out)
+}
+
+/// A value in block style at `indent` (used for maps and lists inside the spec).
+fn block(out: &mut String, indent: usize, key: &str, v: &Value) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            let _ = writeln!(out, "{pad}{}:", scalar_str(key));
+            for (k, v) in m {
+                block(out, indent + 2, k, v);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            let _ = writeln!(out, "{pad}{}:", scalar_str(key));
+            for item in a {
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        let mut first = true;
+                        for (k, v) in m {
+                            let mut sub = String::new();
+                            block(&mut sub, indent + 2, k, v);
+                            let lead = if first {
+                                format!("{pad}- ")
+                            } else {
+                                format!("{pad}  ")
+                            };
+                            first = false;
+                            out.push_str(&lead);
+                            out.push_str(&sub[indent + 2..]);
+                        }
+                    }
+                    other => {
+                        let _ = writeln!(out, "{pad}- {}", scalar(other));
+                    }
+                }
+            }
+        }
+        Value::Object(_) => {
+            let _ = writeln!(out, "{pad}{}: {{}}", scalar_str(key));
+        }
+        Value::Array(_) => {
+            let _ = writeln!(out, "{pad}{}: []", scalar_str(key));
+        }
+        Value::String(s) if s.contains('\n') => match literal_block(s, indent + 2) {
+            Some(b) => {
+                let _ = write!(out, "{pad}{}: {b}", scalar_str(key));
+            }
+            None => {
+                let _ = writeln!(out, "{pad}{}: {}", scalar_str(key), scalar(v));
+            }
+        },
+        other => {
+            let _ = writeln!(out, "{pad}{}: {}", scalar_str(key), scalar(other));
+        }
+    }
+}
+
+fn with_comment(out: &mut String, line_start: usize, comment: &str) {
+    // `line_start` is where the key's (single) line begins; put the comment at its end.
+    if out.ends_with('\n') && !out[line_start..out.len() - 1].contains('\n') {
+        out.pop();
+        let _ = writeln!(out, "  # {comment}");
+    }
+}
+
+fn phase_comment(p: Phase) -> &'static str {
+    match p {
+        Phase::Authn => "before Istio's authentication: verified claims are NOT visible yet",
+        Phase::Authz => {
+            "after authentication (RequestAuthentication's verified claims are visible), before authorization"
+        }
+        Phase::Stats => "after authorization, before stats: denied requests never get here",
+    }
+}
+
+fn fail_comment(f: FailStrategy) -> &'static str {
+    match f {
+        FailStrategy::FailOpen => {
+            "module unavailable or crashed: skip the filter; requests go uncolored to the default route (and a client-sent color is not stripped)"
+        }
+        FailStrategy::FailClose => {
+            "module unavailable: deny every request (403); crashed: 5xx. Routing precision over availability"
+        }
+        FailStrategy::FailReload => {
+            "crashed: recreate the VM; module unavailable: deny every request like FAIL_CLOSE"
+        }
+    }
+}
+
+fn yaml(args: &WasmPluginArgs, doc: &Value) -> String {
+    let mut out = String::new();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let command =
+        shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
+    let _ = writeln!(out, "# Generated by: traffic-color {command}");
+    out.push_str(
+        "# Edit the rules file (or the options) and run the command again; do not edit by hand.\n",
+    );
+    out.push_str(
+        "# `traffic-color wasmplugin` compiled these rules with the filter's own compiler.\n",
+    );
+    let _ = writeln!(out, "apiVersion: {}", scalar(&doc["apiVersion"]));
+    let _ = writeln!(out, "kind: {}", scalar(&doc["kind"]));
+    block(&mut out, 0, "metadata", &doc["metadata"]);
+    out.push_str("spec:\n");
+    let Value::Object(spec) = &doc["spec"] else {
+        return out;
+    };
+    let order = [
+        "selector",
+        "targetRefs",
+        "match",
+        "url",
+        "sha256",
+        "phase",
+        "priority",
+        "failStrategy",
+        "pluginName",
+        "pluginConfig",
+    ];
+    for key in order {
+        let Some(v) = spec.get(key) else { continue };
+        match key {
+            "selector" if args.namespace == "istio-system" => out.push_str(
+                "  # Workloads with these labels in metadata.namespace; istio-system is the root\n  # namespace by default, where a selector matches workloads in every namespace.\n",
+            ),
+            "selector" => out.push_str("  # Workloads with these labels in metadata.namespace.\n"),
+            "match" => out.push_str(
+                "  # CLIENT: a sidecar's outbound requests (and a gateway's); SERVER: inbound.\n",
+            ),
+            "pluginConfig" => out.push_str(
+                "  # The filter's JSON configuration (README: Configuration); Istio passes it as a JSON string.\n",
+            ),
+            _ => {}
+        }
+        let line = out.len();
+        if key == "sha256" {
+            let _ = writeln!(out, "  sha256: {}", Value::from(v.as_str().unwrap_or("")));
+        } else if key == "pluginConfig" {
+            plugin_config_yaml(&mut out, v);
+        } else {
+            block(&mut out, 2, key, v);
+        }
+        match key {
+            "url" if args.sha256.is_none() => with_comment(
+                &mut out,
+                line,
+                "not pinned: pass --sha256, or patch url and sha256 in (istio/image.yaml)",
+            ),
+            "sha256" if args.url.starts_with("oci://") || !args.url.contains("://") => {
+                with_comment(
+                    &mut out,
+                    line,
+                    "the image MANIFEST digest (Istio compares it for oci:// urls)",
+                )
+            }
+            "phase" => with_comment(&mut out, line, phase_comment(args.phase)),
+            "priority" => with_comment(
+                &mut out,
+                line,
+                "higher runs first within the phase: the color is set before other plugins read it",
+            ),
+            "failStrategy" => with_comment(&mut out, line, fail_comment(args.fail_strategy)),
+            "pluginName" => with_comment(&mut out, line, "Envoy's root_id"),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn plugin_config_yaml(out: &mut String, v: &Value) {
+    out.push_str("  pluginConfig:\n");
+    let Value::Object(m) = v else { return };
+    for (k, v) in m {
+        let line = out.len();
+        block(out, 4, k, v);
+        match (k.as_str(), v) {
+            ("keep", Value::Bool(false)) => with_comment(
+                out,
+                line,
+                "the edge: strip any color the client sent, compute it from the rules",
+            ),
+            ("keep", Value::Bool(true)) => with_comment(
+                out,
+                line,
+                "keep a color an earlier, trusted hop set (one of the rules' tags); else compute it",
+            ),
+            ("baggage", _) => with_comment(out, line, "also carried as this W3C baggage member"),
+            ("header", _) => with_comment(out, line, "the VirtualService routes on this header"),
+            _ => {}
+        }
+    }
+}
