@@ -377,6 +377,20 @@ fn limits_are_enforced_with_clear_errors() {
         kinds(&long_list)[..],
         [ErrorKind::ListTooLong { .. }]
     ));
+    let junk = "$ ".repeat(500);
+    let k = kinds(&junk);
+    assert_eq!(k.len(), limits::MAX_DIAGNOSTICS + 1);
+    assert_eq!(
+        k.last(),
+        Some(&ErrorKind::TooManyErrors {
+            limit: limits::MAX_DIAGNOSTICS
+        })
+    );
+    // A run of bad characters is one error.
+    assert_eq!(
+        kinds(&"@".repeat(10_000)),
+        vec![ErrorKind::UnexpectedChar('@')]
+    );
     // A thousand rules compile (the benchmark's size) and a program just under the limits too.
     let thousand: String = (0..1000)
         .map(|i| format!("match {{ header[\"h{i}\"] == \"{i}\" && bucket(header[\"u\"], \"g{i}\") <= 5 }} -> \"t{i}\"\n"))

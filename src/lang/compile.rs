@@ -53,7 +53,7 @@ impl Compiler {
     }
 
     fn error(&mut self, kind: ErrorKind, span: Span) {
-        self.errors.push(Diagnostic::new(kind, span));
+        super::error::report(&mut self.errors, Diagnostic::new(kind, span));
     }
 
     pub(crate) fn program(mut self, ast: &ast::Program) -> Result<Program, Vec<Diagnostic>> {

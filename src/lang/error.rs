@@ -46,6 +46,9 @@ pub enum ErrorKind {
     EmptyName,
     EmptyList,
     NoRules,
+    TooManyErrors {
+        limit: usize,
+    },
     TooManyRules {
         limit: usize,
     },
@@ -131,6 +134,9 @@ impl fmt::Display for ErrorKind {
             EmptyName => write!(f, "name must not be empty"),
             EmptyList => write!(f, "list must not be empty"),
             NoRules => write!(f, "program has no rules"),
+            TooManyErrors { limit } => {
+                write!(f, "too many errors; stopped after the first {limit}")
+            }
             TooManyRules { limit } => write!(f, "too many rules (limit {limit})"),
             TooDeep { limit } => write!(f, "expression nested too deeply (limit {limit})"),
             ProgramTooLarge { bytes, limit } => {
@@ -159,6 +165,10 @@ pub fn escape(s: &str) -> String {
     }
     out
 }
+
+/// Characters of a source line shown in a diagnostic, and how many of them before the error.
+const SHOWN_CHARS: usize = 160;
+const SHOWN_BEFORE: usize = 60;
 
 /// One error at a place in the program; `rule` is the 1-based rule it belongs to, if any.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,15 +202,40 @@ impl Diagnostic {
             .split('\n')
             .next()
             .map_or(1, |s| s.chars().count().max(1));
+        // Long lines are cut to a window around the error, so a report stays readable and
+        // bounded whatever the program looks like.
+        let long = text.chars().count() > SHOWN_CHARS;
+        let skip = if long {
+            column.saturating_sub(1 + SHOWN_BEFORE)
+        } else {
+            0
+        };
+        let mut shown: String = text.chars().skip(skip).take(SHOWN_CHARS).collect();
+        let mut caret_pad = column - 1 - skip;
+        if skip > 0 {
+            shown.insert_str(0, "...");
+            caret_pad += 3;
+        }
+        if text.chars().count() > skip + SHOWN_CHARS {
+            shown.push_str("...");
+        }
+        let width = width.min(SHOWN_CHARS.saturating_sub(caret_pad).max(1));
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
         let rule = self.rule.map_or(String::new(), |r| format!(" (rule {r})"));
         format!(
-            "error: {kind}\n{pad}--> line {line}, column {column}{rule}\n{pad} |\n{line} | {text}\n{pad} | {caret_pad}{carets}\n",
+            "error: {kind}\n{pad}--> line {line}, column {column}{rule}\n{pad} |\n{line} | {shown}\n{pad} | {caret_pad}{carets}\n",
             kind = self.kind,
-            caret_pad = " ".repeat(column - 1),
+            caret_pad = " ".repeat(caret_pad),
             carets = "^".repeat(width),
         )
+    }
+}
+
+/// Adds `d` unless `MAX_DIAGNOSTICS` are already collected.
+pub(crate) fn report(errors: &mut Vec<Diagnostic>, d: Diagnostic) {
+    if errors.len() < super::limits::MAX_DIAGNOSTICS {
+        errors.push(d);
     }
 }
 

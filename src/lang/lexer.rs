@@ -102,10 +102,10 @@ impl Lexer<'_, '_> {
     }
 
     fn error(&mut self, kind: ErrorKind, start: usize) {
-        self.errors.push(Diagnostic::new(
-            kind,
-            Span::new(start, self.pos.max(start + 1)),
-        ));
+        super::error::report(
+            self.errors,
+            Diagnostic::new(kind, Span::new(start, self.pos.max(start + 1))),
+        );
     }
 
     fn skip_trivia(&mut self) {
@@ -126,13 +126,23 @@ impl Lexer<'_, '_> {
     }
 
     fn next_token(&mut self) -> Token {
+        loop {
+            if let Some(token) = self.try_token() {
+                return token;
+            }
+        }
+    }
+
+    /// The next token, or `None` after reporting a character that starts none (the caller
+    /// loops: a run of a million bad characters must not recurse a million deep).
+    fn try_token(&mut self) -> Option<Token> {
         self.skip_trivia();
         let start = self.pos;
         let Some(c) = self.bump() else {
-            return Token {
+            return Some(Token {
                 tok: Tok::Eof,
                 span: Span::new(start, start),
-            };
+            });
         };
         let tok = match c {
             '{' => Tok::LBrace,
@@ -152,7 +162,10 @@ impl Lexer<'_, '_> {
             c if c.is_ascii_digit() => self.number(start),
             // ASCII only: words are keywords and sources, and Unicode tables would bloat the .wasm.
             c if c.is_ascii_alphabetic() || c == '_' => {
-                while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
                     self.bump();
                 }
                 Tok::Ident(self.src[start..self.pos].to_string())
@@ -169,14 +182,21 @@ impl Lexer<'_, '_> {
                 }
             }
             other => {
-                self.error(ErrorKind::UnexpectedChar(other), start);
-                return self.next_token();
+                // A run of bad characters is one error, not one per character.
+                let extends = self.errors.last().is_some_and(|e| {
+                    matches!(e.kind, ErrorKind::UnexpectedChar(_)) && e.span.end == start
+                });
+                match self.errors.last_mut() {
+                    Some(last) if extends => last.span.end = self.pos,
+                    _ => self.error(ErrorKind::UnexpectedChar(other), start),
+                }
+                return None;
             }
         };
-        Token {
+        Some(Token {
             tok,
             span: Span::new(start, self.pos),
-        }
+        })
     }
 
     fn string(&mut self, start: usize) -> Tok {
@@ -220,9 +240,17 @@ impl Lexer<'_, '_> {
                             }
                         }
                     }
+                    // A backslash cannot escape the end of a line: the string is unterminated.
+                    // (Stepping back to the backslash once looped forever; fuzzing found it.)
                     Some('\n') | None => {
-                        self.pos = esc_start;
-                        continue;
+                        self.pos = esc_start + 1;
+                        self.error(ErrorKind::UnterminatedString, start);
+                        return Tok::Str(out);
+                    }
+                    Some('\r') if self.peek() == Some('\n') => {
+                        self.pos = esc_start + 1;
+                        self.error(ErrorKind::UnterminatedString, start);
+                        return Tok::Str(out);
                     }
                     Some(_) => {
                         let text = self.src[esc_start..self.pos].to_string();

@@ -13,3 +13,6 @@ pub const MAX_LIST_ITEMS: usize = 10_000;
 pub const MAX_REGEX_CHARS: usize = 4_096;
 /// Compiled size of one regex, in bytes (regex-lite's own accounting).
 pub const MAX_REGEX_COMPILED: usize = 1 << 20;
+/// Diagnostics kept for one program: past this, a single "too many errors" closes the report
+/// (a megabyte of junk must not become a gigabyte of log, nor take quadratic time to render).
+pub const MAX_DIAGNOSTICS: usize = 100;

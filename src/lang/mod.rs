@@ -54,6 +54,15 @@ pub fn compile(source: &str) -> Result<Program, Vec<Diagnostic>> {
         });
         errors.sort_by_key(|e| (e.span.start, e.span.end));
         errors.dedup();
+        if errors.len() >= limits::MAX_DIAGNOSTICS {
+            let at = errors.last().map_or(span::Span::new(0, 0), |e| e.span);
+            errors.push(Diagnostic::new(
+                ErrorKind::TooManyErrors {
+                    limit: limits::MAX_DIAGNOSTICS,
+                },
+                at,
+            ));
+        }
         errors
     })
 }

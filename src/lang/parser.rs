@@ -74,10 +74,10 @@ impl Parser<'_, '_> {
 
     fn fail<T>(&mut self, expected: &'static str) -> Parsed<T> {
         let found = self.peek().describe();
-        self.errors.push(Diagnostic::new(
-            ErrorKind::Expected { expected, found },
-            self.span(),
-        ));
+        super::error::report(
+            self.errors,
+            Diagnostic::new(ErrorKind::Expected { expected, found }, self.span()),
+        );
         None
     }
 
@@ -160,12 +160,15 @@ impl Parser<'_, '_> {
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Parsed<T>) -> Parsed<T> {
         self.depth += 1;
         if self.depth > limits::MAX_DEPTH {
-            self.errors.push(Diagnostic::new(
-                ErrorKind::TooDeep {
-                    limit: limits::MAX_DEPTH,
-                },
-                self.span(),
-            ));
+            super::error::report(
+                self.errors,
+                Diagnostic::new(
+                    ErrorKind::TooDeep {
+                        limit: limits::MAX_DEPTH,
+                    },
+                    self.span(),
+                ),
+            );
             return None;
         }
         let result = f(self);
@@ -275,8 +278,10 @@ impl Parser<'_, '_> {
 
     /// Reports an unknown operator; the caller skips its operand so the rule's other errors show.
     fn unknown_operator(&mut self, spelled: String, span: Span) -> Parsed<Option<Spanned<Op>>> {
-        self.errors
-            .push(Diagnostic::new(ErrorKind::UnknownOperator(spelled), span));
+        super::error::report(
+            self.errors,
+            Diagnostic::new(ErrorKind::UnknownOperator(spelled), span),
+        );
         self.literal_quiet();
         Some(Some(Spanned {
             node: Op::Invalid,
@@ -343,10 +348,10 @@ impl Parser<'_, '_> {
                         Tok::Ident(w) => format!("source.{w}"),
                         _ => "source.".to_string(),
                     };
-                    self.errors.push(Diagnostic::new(
-                        ErrorKind::UnknownSource(spelled),
-                        start.to(end.span),
-                    ));
+                    super::error::report(
+                        self.errors,
+                        Diagnostic::new(ErrorKind::UnknownSource(spelled), start.to(end.span)),
+                    );
                     ValueKind::Invalid
                 }
             }
@@ -370,8 +375,10 @@ impl Parser<'_, '_> {
                 if *self.peek() == Tok::LBracket {
                     let _ = self.name_index()?;
                 }
-                self.errors
-                    .push(Diagnostic::new(ErrorKind::UnknownSource(word), start));
+                super::error::report(
+                    self.errors,
+                    Diagnostic::new(ErrorKind::UnknownSource(word), start),
+                );
                 ValueKind::Invalid
             }
         };
@@ -402,12 +409,15 @@ impl Parser<'_, '_> {
         let mut items = Vec::new();
         while *self.peek() != Tok::RBracket {
             if items.len() == limits::MAX_LIST_ITEMS {
-                self.errors.push(Diagnostic::new(
-                    ErrorKind::ListTooLong {
-                        limit: limits::MAX_LIST_ITEMS,
-                    },
-                    self.span(),
-                ));
+                super::error::report(
+                    self.errors,
+                    Diagnostic::new(
+                        ErrorKind::ListTooLong {
+                            limit: limits::MAX_LIST_ITEMS,
+                        },
+                        self.span(),
+                    ),
+                );
                 return None;
             }
             if *self.peek() == Tok::LBracket {

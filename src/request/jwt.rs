@@ -43,6 +43,21 @@ pub fn unverified_claims(token: &str) -> Option<Value> {
     claims.is_object().then_some(claims)
 }
 
+/// Whether `exp`/`nbf` (if present) admit the token at `now` (Unix nanoseconds). Even an
+/// unverified token that has expired must not color a request; without a clock, it does not.
+pub fn in_time(claims: &Value, now: Option<i64>) -> bool {
+    let seconds = |k: &str| claims.get(k).map(|v| v.as_f64());
+    let (exp, nbf) = (seconds("exp"), seconds("nbf"));
+    if exp.is_none() && nbf.is_none() {
+        return true;
+    }
+    let Some(now) = now else { return false };
+    let now = now as f64 / 1e9;
+    // A present but non-numeric exp/nbf is malformed: the token is not used.
+    exp.is_none_or(|e| e.is_some_and(|e| now < e))
+        && nbf.is_none_or(|n| n.is_some_and(|n| now >= n))
+}
+
 /// Follows a claim path through nested objects.
 pub fn lookup<'a>(claims: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(claims, |v, key| v.get(key.as_str()))
@@ -73,6 +88,19 @@ mod tests {
         assert_eq!(bearer("bearer  abc "), Some("abc"));
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer"), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn expiry_and_not_before() {
+        let at = |s: i64| Some(s * 1_000_000_000);
+        let c = serde_json::json!({"exp": 2000, "nbf": 1000});
+        assert!(in_time(&c, at(1000)));
+        assert!(in_time(&c, at(1999)));
+        assert!(!in_time(&c, at(2000)));
+        assert!(!in_time(&c, at(999)));
+        assert!(!in_time(&c, None));
+        assert!(in_time(&serde_json::json!({"sub": "a"}), None));
+        assert!(!in_time(&serde_json::json!({"exp": "soon"}), at(1)));
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -85,7 +85,8 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
                                 .flatten()?
                         }
                     };
-                    jwt::unverified_claims(jwt::token_in(&token)?)
+                    let claims = jwt::unverified_claims(jwt::token_in(&token)?)?;
+                    jwt::in_time(&claims, self.source.now()).then_some(claims)
                 }
             })
             .as_ref()

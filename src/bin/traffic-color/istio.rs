@@ -61,7 +61,7 @@ pub struct WasmPluginArgs {
     /// Order among WasmPlugins of the same phase: higher runs first
     #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     priority: i32,
-    #[arg(long, value_enum, default_value_t = FailStrategy::FailOpen)]
+    #[arg(long, value_enum, default_value_t = FailStrategy::Open)]
     fail_strategy: FailStrategy,
     /// spec.pluginName (Envoy root_id); default: --name
     #[arg(long)]
@@ -111,11 +111,11 @@ enum Phase {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FailStrategy {
     #[value(name = "FAIL_OPEN")]
-    FailOpen,
+    Open,
     #[value(name = "FAIL_CLOSE")]
-    FailClose,
+    Close,
     #[value(name = "FAIL_RELOAD")]
-    FailReload,
+    Reload,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -138,6 +138,8 @@ pub fn wasmplugin(args: &WasmPluginArgs) -> Result<ExitCode, String> {
     let plugin_config = plugin_config(args, &rules);
     // The filter's own parser and compiler: what it rejects is never rendered.
     let text = plugin_config.to_string();
+    // Usage errors (exit 2) first, then what the filter would say about its config (exit 1).
+    let doc = document(args, plugin_config)?;
     match FilterConfig::from_json(text.as_bytes()) {
         Ok(_) => {}
         // The rules' diagnostics exactly as `check` prints them for this file.
@@ -150,7 +152,6 @@ pub fn wasmplugin(args: &WasmPluginArgs) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(1));
         }
     }
-    let doc = document(args, plugin_config)?;
     if args.json {
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         println!("{text}");
@@ -466,13 +467,13 @@ fn phase_comment(p: Phase) -> &'static str {
 
 fn fail_comment(f: FailStrategy) -> &'static str {
     match f {
-        FailStrategy::FailOpen => {
+        FailStrategy::Open => {
             "module unavailable or crashed: skip the filter; requests go uncolored to the default route (and a client-sent color is not stripped)"
         }
-        FailStrategy::FailClose => {
+        FailStrategy::Close => {
             "module unavailable: deny every request (403); crashed: 5xx. Routing precision over availability"
         }
-        FailStrategy::FailReload => {
+        FailStrategy::Reload => {
             "crashed: recreate the VM; module unavailable: deny every request like FAIL_CLOSE"
         }
     }
@@ -545,11 +546,12 @@ fn yaml(args: &WasmPluginArgs, doc: &Value) -> String {
                     "the image MANIFEST digest (Istio compares it for oci:// urls)",
                 )
             }
+            "sha256" => with_comment(&mut out, line, "the module's sha256"),
             "phase" => with_comment(&mut out, line, phase_comment(args.phase)),
             "priority" => with_comment(
                 &mut out,
                 line,
-                "higher runs first within the phase: the color is set before other plugins read it",
+                "among this phase's WasmPlugins, higher runs first (default 0)",
             ),
             "failStrategy" => with_comment(&mut out, line, fail_comment(args.fail_strategy)),
             "pluginName" => with_comment(&mut out, line, "Envoy's root_id"),
