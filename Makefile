@@ -11,7 +11,7 @@ WBG_VERSION   := 0.2.130
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 WBG_RUNNER    := $(CARGO_BIN)/wasm-bindgen-test-runner
 
-.PHONY: help demo test unit wasm-test e2e e2e-older config-check lint fmt wasm size toolchain venv wasm-bindgen clean
+.PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps lint fmt wasm size toolchain venv wasm-bindgen clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ unit: ## native unit and golden tests
 wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown-unknown, run under Node with wasm-bindgen-test
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --lib --tests
 
-e2e: wasm venv ## end-to-end: the real Envoy with the built filter, real HTTP
+e2e: wasm venv istio-deps ## end-to-end: the real Envoy with the built filter, real HTTP (Istio manifests and image included)
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
 
 # Istio releases embed older Envoys: the routing table, the bad-config and the propagation
@@ -43,6 +43,15 @@ e2e-older: wasm venv ## the core end-to-end tests on older Envoys (OLDER_ENVOYS)
 	  echo "== Envoy $$v ($$bin)"; \
 	  ENVOY_BIN=$$bin $(PY) -m pytest -q tests/e2e/test_table.py tests/e2e/test_routing.py tests/e2e/test_bad_config.py tests/e2e/test_propagation_metrics.py --wasm $(WASM) || exit 1; \
 	done
+
+oci: wasm ## OCI image of the filter for Istio in target/oci/ (no Docker); pins its digest in istio/image.yaml (REGISTRY=ghcr.io/acme sets the url)
+	python3 tools/oci.py build --wasm $(WASM) --out target/oci --pin istio/image.yaml $(if $(REGISTRY),--registry $(REGISTRY))
+
+istio-deps: tests/istio/node_modules/.package-lock.json ## Istio's CRD schemas (npm @kubernetes-models/istio) for the manifest checks
+
+tests/istio/node_modules/.package-lock.json: tests/istio/package.json tests/istio/package-lock.json
+	npm ci --prefix tests/istio --no-audit --no-fund --loglevel=error
+	@touch $@
 
 config-check: wasm venv ## envoy --mode validate on every Envoy config; docker-compose config offline
 	$(PY) envoy/check_configs.py --wasm $(WASM)
