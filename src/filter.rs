@@ -149,13 +149,18 @@ impl RootContext for ColorRoot {
         Some(ContextType::HttpContext)
     }
 
+    /// Never `None`: the SDK panics on it, and a panic fails the request. Without an accepted
+    /// configuration (hosts normally refuse such a plugin) a request passes uncolored, with
+    /// the default color header stripped all the same.
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let active = self.active.clone()?;
-        Some(Box::new(Color {
-            id: context_id,
-            active,
-            outcome: Outcome::Decided(DecidedBy::Nothing),
-        }))
+        Some(match self.active.clone() {
+            Some(active) => Box::new(Color {
+                id: context_id,
+                active,
+                outcome: Outcome::Decided(DecidedBy::Nothing),
+            }),
+            None => Box::new(Unconfigured),
+        })
     }
 }
 
@@ -245,6 +250,21 @@ impl HttpContext for Color {
                 );
             }
         }
+        Action::Continue
+    }
+}
+
+struct Unconfigured;
+
+impl Context for Unconfigured {}
+
+impl HttpContext for Unconfigured {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let _ = hostcalls::set_map_value(
+            MapType::HttpRequestHeaders,
+            crate::config::DEFAULT_HEADER,
+            None,
+        );
         Action::Continue
     }
 }
