@@ -10,8 +10,9 @@ ENVOY_VERSION ?= 1.40.0
 WBG_VERSION   := 0.2.130
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 WBG_RUNNER    := $(CARGO_BIN)/wasm-bindgen-test-runner
+OHA_VERSION   := 1.16.0
 
-.PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps lint fmt wasm size toolchain venv wasm-bindgen clean
+.PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps bench bench-micro bench-tools lint fmt wasm size toolchain venv wasm-bindgen clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,6 +61,16 @@ lint: toolchain ## cargo fmt --check and clippy (host and wasm32-wasip1) with wa
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
+
+bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-color 20 rules / 1 rule) and criterion; writes BENCHMARKS.md (BENCH_QUICK=1: ~2.5 min)
+	BENCH_COMMAND="make bench" $(PY) bench/run.py --wasm $(WASM)
+
+bench-micro: ## criterion micro-benchmarks of the rules engine only (evaluate 20 rules, compile 1,000)
+	cargo bench --bench rules
+
+bench-tools:
+	@command -v wrk >/dev/null && command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk binaryen; }
+	@[ "$$($(CARGO_BIN)/oha --version 2>/dev/null)" = "oha $(OHA_VERSION)" ] || { echo "installing oha $(OHA_VERSION) (cargo install: several minutes, once)"; cargo install oha --version $(OHA_VERSION) --locked; }
 
 fmt: ## format the code
 	cargo fmt --all
