@@ -66,7 +66,7 @@ bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-col
 	BENCH_COMMAND="make bench" $(PY) bench/run.py --wasm $(WASM)
 
 bench-micro: ## criterion micro-benchmarks of the rules engine only (evaluate 20 rules, compile 1,000)
-	cargo bench --bench rules
+	CARGO_PROFILE_BENCH_PANIC=unwind cargo bench --bench rules
 
 bench-tools:
 	@command -v wrk >/dev/null && command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk binaryen; }

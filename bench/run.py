@@ -413,7 +413,7 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 # ----------------------------------------------------------------- criterion (benches/rules.rs)
 
-MICRO_ENV: dict[str, str] = {}  # Cargo.toml's [profile.bench] unwinds for criterion
+MICRO_ENV = {"CARGO_PROFILE_BENCH_PANIC": "unwind"}  # [profile.release] has panic = "abort"
 
 
 def micro_build(run_dir: Path) -> bool:
