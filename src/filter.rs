@@ -5,6 +5,7 @@
 //! The SDK's convenience getters unwrap host results (a trap is an outage for the worker), so
 //! request data is read through the `hostcalls` that return `Result`, and errors mean "absent".
 
+use crate::config::ClaimTrust;
 use crate::config::FilterConfig;
 use crate::lang::eval::DecidedBy;
 use crate::lang::program::Tag;
@@ -15,6 +16,7 @@ use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
@@ -31,6 +33,7 @@ struct ColorRoot {
 struct Active {
     config: FilterConfig,
     counters: Counters,
+    bulk_headers: bool,
 }
 
 /// Metric ids, resolved once per config so a request only increments.
@@ -127,12 +130,17 @@ impl RootContext for ColorRoot {
                     },
                     config.header.as_str()
                 );
-                if config.claims.trust() == crate::config::ClaimTrust::Unverified {
+                if config.claims.trust() == ClaimTrust::Unverified {
                     warn!(
                         "traffic-color: jwt trust is `unverified`: token claims are read WITHOUT checking signatures; only run this behind a hop that verified the token"
                     );
                 }
-                self.active = Some(Rc::new(Active { config, counters }));
+                let bulk_headers = bulk_headers(&config);
+                self.active = Some(Rc::new(Active {
+                    config,
+                    counters,
+                    bulk_headers,
+                }));
                 true
             }
             Err(e) => {
@@ -177,15 +185,16 @@ impl HttpContext for Color {
         let active = Rc::clone(&self.active);
         let config = &active.config;
         let header = config.header.as_str();
-        let incoming = Host.header(header);
+        let host = Host::new(active.bulk_headers);
+        let incoming = host.header(header);
         let mut baggage: Option<Option<String>> = None;
-        let facts = RequestFacts::new(&Host, &config.program.needs, &config.claims);
+        let facts = RequestFacts::new(&host, &config.program.needs, &config.claims);
         let (tag, outcome) = propagation::color(
             config,
             incoming.as_deref(),
             || {
                 baggage
-                    .get_or_insert_with(|| Host.header("baggage"))
+                    .get_or_insert_with(|| host.header("baggage"))
                     .clone()
             },
             &facts,
@@ -211,7 +220,7 @@ impl HttpContext for Color {
             warn!("#{} cannot set {header}: {status:?}", self.id);
         }
         if let Some(key) = &config.baggage {
-            let current = baggage.unwrap_or_else(|| Host.header("baggage"));
+            let current = baggage.unwrap_or_else(|| host.header("baggage"));
             let merged =
                 propagation::baggage_set(current.as_deref(), key.as_str(), tag.map(|t| t.as_str()));
             if let Some(merged) = merged.filter(|m| Some(m) != current.as_ref()) {
@@ -270,21 +279,66 @@ impl HttpContext for Unconfigured {
 }
 
 /// The current request as seen through proxy-wasm host calls.
-struct Host;
+struct Host {
+    /// Read every header in one host call and look them up here, rather than one call each.
+    bulk: bool,
+    all: OnceCell<Vec<(String, Vec<u8>)>>,
+}
+
+impl Host {
+    fn new(bulk: bool) -> Self {
+        Host {
+            bulk,
+            all: OnceCell::new(),
+        }
+    }
+
+    fn all(&self) -> &[(String, Vec<u8>)] {
+        self.all.get_or_init(|| {
+            hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+        })
+    }
+}
+
+/// Each host call crosses the Wasm boundary (about a microsecond in V8); the header map costs
+/// one call however many headers a program reads. One or two single reads are cheaper than the
+/// whole map, so the map is fetched when a request needs more than this many reads, or needs
+/// it anyway (cookies, which may span several headers).
+const BULK_AFTER_READS: usize = 3;
+
+/// Whether requests under `config` should read the header map in one call.
+fn bulk_headers(config: &FilterConfig) -> bool {
+    let needs = &config.program.needs;
+    let reads = 1 // the incoming color header
+        + needs.headers.len()
+        + usize::from(needs.path || !needs.queries.is_empty())
+        + usize::from(needs.method)
+        + usize::from(needs.host)
+        + usize::from(!needs.claims.is_empty() && config.claims.trust() == ClaimTrust::Unverified)
+        + usize::from(config.keep && config.baggage.is_some());
+    !needs.cookies.is_empty() || reads > BULK_AFTER_READS
+}
 
 impl RequestSource for Host {
     fn header(&self, name: &str) -> Option<String> {
-        let bytes = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok()??;
+        let bytes = if self.bulk {
+            let (_, v) = self
+                .all()
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+            v.clone()
+        } else {
+            hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok()??
+        };
         String::from_utf8(bytes).ok()
     }
 
     fn header_values(&self, name: &str) -> Vec<String> {
         // Only Cookie needs every value; Envoy's single-value getter returns the first one.
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-            .unwrap_or_default()
-            .into_iter()
+        self.all()
+            .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .filter_map(|(_, v)| String::from_utf8(v).ok())
+            .filter_map(|(_, v)| String::from_utf8(v.clone()).ok())
             .collect()
     }
 
