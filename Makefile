@@ -11,8 +11,10 @@ WBG_VERSION   := 0.2.130
 CARGO_BIN     := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 WBG_RUNNER    := $(CARGO_BIN)/wasm-bindgen-test-runner
 OHA_VERSION   := 1.16.0
+FUZZ_SECONDS  ?= 60
+SOAK_SECONDS  ?= 180
 
-.PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps bench bench-micro bench-tools lint fmt wasm size toolchain venv wasm-bindgen clean
+.PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps bench bench-micro bench-tools fuzz soak lint fmt wasm size toolchain venv wasm-bindgen clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +73,12 @@ bench-micro: ## criterion micro-benchmarks of the rules engine only (evaluate 20
 bench-tools:
 	@command -v wrk >/dev/null && command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk binaryen; }
 	@[ "$$($(CARGO_BIN)/oha --version 2>/dev/null)" = "oha $(OHA_VERSION)" ] || { echo "installing oha $(OHA_VERSION) (cargo install: several minutes, once)"; cargo install oha --version $(OHA_VERSION) --locked; }
+
+fuzz: ## cargo fuzz every target for FUZZ_SECONDS each (default 60) on stable Rust via RUSTC_BOOTSTRAP=1; not part of `make test`
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+
+soak: wasm venv ## steady load through Envoy for SOAK_SECONDS (default 180); fails if Envoy's RSS grows beyond noise
+	$(PY) tools/soak.py --wasm $(WASM) --seconds $(SOAK_SECONDS)
 
 fmt: ## format the code
 	cargo fmt --all

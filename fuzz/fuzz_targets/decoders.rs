@@ -1,0 +1,83 @@
+//! Every decoder of request data on arbitrary input: JWT payloads, query strings, cookies,
+//! jwt_authn metadata (protobuf), W3C baggage. Never a panic, and the invariants each one
+//! promises.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use traffic_color::propagation::{
+    MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, baggage_get, baggage_set,
+};
+use traffic_color::request::{cookie, jwt, metadata, query};
+
+#[derive(Arbitrary, Debug)]
+struct Input<'a> {
+    text: &'a str,
+    names: Vec<&'a str>,
+    headers: Vec<String>,
+    bytes: &'a [u8],
+    key: &'a str,
+    value: Option<&'a str>,
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fuzz_target!(|input: Input<'_>| {
+    let names: Vec<String> = input.names.iter().map(|s| s.to_string()).collect();
+
+    // JWT (unverified): claims are always an object.
+    if let Some(claims) = jwt::token_in(input.text).and_then(jwt::unverified_claims) {
+        assert!(claims.is_object());
+        let _ = jwt::lookup(&claims, &names);
+    }
+    if let Some(claims) = jwt::unverified_claims(input.text) {
+        assert!(claims.is_object());
+    }
+    let _ = jwt::bearer(input.text);
+
+    // Query strings: one answer per name; a string without `%`/`+` decodes to itself.
+    let q = query::first_values(input.text, &names);
+    assert_eq!(q.len(), names.len());
+    let decoded = query::decode(input.text);
+    if !input.text.contains(['%', '+']) {
+        assert_eq!(decoded.as_deref(), Some(input.text));
+    }
+    let _ = query::decode_percent(input.text);
+
+    // Cookies: one answer per name; a found value is a substring of some header.
+    let c = cookie::first_values(&input.headers, &names);
+    assert_eq!(c.len(), names.len());
+    for v in c.into_iter().flatten() {
+        assert!(input.headers.iter().any(|h| h.contains(v.as_str())));
+    }
+
+    // jwt_authn metadata (protobuf): claims are always an object.
+    if let Some(claims) = metadata::verified_claims(input.bytes, input.key, input.text) {
+        assert!(claims.is_object());
+    }
+
+    // Baggage: bounded output; what was set reads back.
+    let _ = baggage_get(input.text, input.key);
+    let set = baggage_set(Some(input.text), input.key, input.value);
+    if let Some(merged) = &set {
+        assert!(merged.len() <= MAX_BAGGAGE_BYTES || input.text.trim().is_empty());
+        let ours_has_comma =
+            input.key.contains(',') || input.value.is_some_and(|v| v.contains(','));
+        assert!(
+            merged.split(',').count() <= MAX_BAGGAGE_MEMBERS
+                || input.text.trim().is_empty()
+                || ours_has_comma
+        );
+        if is_token(input.key) && !merged.is_empty() {
+            let want = input.value.filter(|v| is_token(v)).map(str::to_string);
+            if input.value.is_none_or(is_token) {
+                assert_eq!(baggage_get(merged, input.key), want, "{merged:?}");
+            }
+        }
+    }
+    let _ = baggage_set(None, input.key, input.value);
+});

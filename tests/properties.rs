@@ -1,0 +1,556 @@
+//! Property tests (proptest) for issue 6: the compiler, the evaluator, the decoders and the
+//! color policy on generated input. Native only. `PROPTEST_CASES=N cargo test --test
+//! properties` runs more cases than the default 256 per property.
+
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use base64::Engine;
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use serde_json::{Map, Value, json};
+use traffic_color::config::{ClaimSource, ClaimTrust, FilterConfig};
+use traffic_color::lang::eval::DecidedBy;
+use traffic_color::lang::{self, Program};
+use traffic_color::propagation::{self, Outcome};
+use traffic_color::request::{RequestFacts, SimpleRequest, cookie, jwt, query};
+
+// ------------------------------------------------------------------------------ helpers
+
+/// A realistic program: envoy.yaml's example rules plus rules over every other source.
+const RULES: &str = r#"
+# testers and internal staff always get the canary
+match { header["x-canary"] == "true" || cookie["canary"] == "always" } -> "canary"
+match { cookie["canary"] == "never" } -> "stable"
+match "blue" { header["X-Env"] == "prod" && query["version"] =~ "^v2\\..*" && token["sub"] in ["user-a", "user-b"] } -> "blue"
+match { bucket(header["x-user-id"], "checkout-v2") <= 5 } -> "canary"
+match { path starts_with "/api/v2/" && method == "GET" } -> "canary"
+match { token["groups"] contains "beta" || token["admin"] == true } -> "beta"
+match { header["x-app-version"] >= 5.2.0 && header["x-n"] > 3 } -> "canary"
+match { host ends_with ".example.com" && !(host == "shop.example.com") } -> "sub"
+match { source.ip in ["10.0.0.0/8", "2001:db8::/32"] } -> "internal"
+match { query["q"] not in ["a", "b"] && exists(cookie["session"]) } -> "session"
+match { path == "/window" } from "2000-01-01T00:00:00Z" until "2200-01-01T00:00:00Z" -> "windowed"
+default -> "stable"
+"#;
+
+fn tags(p: &Program) -> Vec<&str> {
+    p.rules
+        .iter()
+        .map(|r| r.tag.as_str())
+        .chain(p.default.as_ref().map(|t| t.as_str()))
+        .collect()
+}
+
+fn realistic(extra: &str) -> FilterConfig {
+    let mut cfg = json!({ "rules": RULES, "jwt": { "trust": "unverified" } });
+    if let Value::Object(extra) = serde_json::from_str::<Value>(extra).unwrap() {
+        cfg.as_object_mut().unwrap().extend(extra);
+    }
+    FilterConfig::from_json(cfg.to_string().as_bytes()).unwrap()
+}
+
+// ------------------------------------------------------------------- generated programs
+
+/// Fragments of the language, so token soup reaches deep into the parser and compiler.
+const FRAGMENTS: &[&str] = &[
+    "match",
+    "default",
+    "{",
+    "}",
+    "->",
+    "\"canary\"",
+    "\"stable\"",
+    "header",
+    "query",
+    "cookie",
+    "token",
+    "[",
+    "]",
+    "\"x\"",
+    "\"a b\"",
+    "==",
+    "!=",
+    "=~",
+    "!~",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "&&",
+    "||",
+    "!",
+    "(",
+    ")",
+    "in",
+    "not",
+    "exists",
+    "bucket",
+    ",",
+    "5",
+    "-3",
+    "2.5",
+    "1.2.0",
+    "1.0.0-rc.1",
+    "from",
+    "until",
+    "\"2020-01-01T00:00:00Z\"",
+    "\"2030-01-01T00:00:00+02:00\"",
+    "path",
+    "method",
+    "host",
+    "source",
+    ".",
+    "ip",
+    "\"10.0.0.0/8\"",
+    "\"::1\"",
+    "\n",
+    "# c\n",
+    "\"unterminated",
+    "\"\\q\"",
+    "\"\\u{41}\"",
+    "\"^a+$\"",
+    "\"(\"",
+    "starts_with",
+    "ends_with",
+    "contains",
+    "true",
+    "false",
+    "\"g\"",
+    "\"\"",
+    "é",
+    "\t",
+    "@",
+    "\"é\"",
+    "\"name\"",
+    "x",
+];
+
+fn token_soup() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(FRAGMENTS), 0..60).prop_map(|v| v.join(" "))
+}
+
+/// A valid condition over a small world of values, so generated requests often match.
+fn condition() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        ("[0-3]", "[ab]{0,2}").prop_map(|(h, v)| format!("header[\"h{h}\"] == \"{v}\"")),
+        ("[0-3]", "[ab]{0,2}").prop_map(|(h, v)| format!("header[\"h{h}\"] != \"{v}\"")),
+        ("[0-3]", "[ab]{1,2}").prop_map(|(h, v)| format!("header[\"h{h}\"] starts_with \"{v}\"")),
+        ("[0-3]", "[ab]{1,2}").prop_map(|(h, v)| format!("header[\"H{h}\"] contains \"{v}\"")),
+        ("[0-3]",).prop_map(|(h,)| format!("header[\"h{h}\"] =~ \"^(a|aa)*b$\"")),
+        ("[0-3]",).prop_map(|(h,)| format!("header[\"h{h}\"] !~ \"a\"")),
+        ("[0-3]",).prop_map(|(h,)| format!("header[\"h{h}\"] in [\"a\", \"b\", \"ab\"]")),
+        ("[0-3]",).prop_map(|(h,)| format!("header[\"h{h}\"] not in [\"a\"]")),
+        ("[0-3]", 0..5i32).prop_map(|(h, n)| format!("header[\"h{h}\"] > {n}")),
+        ("[0-3]",).prop_map(|(h,)| format!("header[\"h{h}\"] >= 1.2.0")),
+        ("[0-2]", "[ab ]{0,2}").prop_map(|(q, v)| format!("query[\"q{q}\"] == \"{v}\"")),
+        ("[0-2]", "[ab]{0,2}").prop_map(|(c, v)| format!("cookie[\"c{c}\"] == \"{v}\"")),
+        ("[0-2]",).prop_map(|(c,)| format!("exists(cookie[\"c{c}\"])")),
+        ("[0-3]",).prop_map(|(h,)| format!("exists(header[\"h{h}\"])")),
+        ("[0-3]", 1..100u32).prop_map(|(h, p)| format!("bucket(header[\"h{h}\"], \"g\") <= {p}")),
+        ("[ab]{0,2}",).prop_map(|(v,)| format!("path starts_with \"/{v}\"")),
+        Just("method == \"GET\"".to_string()),
+        Just("host ends_with \".b\"".to_string()),
+        Just("source.ip in [\"10.0.0.0/8\"]".to_string()),
+        Just("token[\"sub\"] == \"a\"".to_string()),
+    ];
+    atom.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|c| format!("!({c})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} && {b})")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("({a} || {b})")),
+        ]
+    })
+}
+
+/// A valid program: 1..6 rules, some named or windowed, maybe a default.
+fn program_text() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec((condition(), "[a-z]{1,6}", 0..4u8), 1..6),
+        prop::option::of("[a-z]{1,6}"),
+    )
+        .prop_map(|(rules, default)| {
+            let mut out = String::new();
+            for (i, (cond, tag, extra)) in rules.iter().enumerate() {
+                let name = if *extra == 1 {
+                    format!(" \"r{i}\"")
+                } else {
+                    String::new()
+                };
+                let window = if *extra == 2 {
+                    " from \"2000-01-01T00:00:00Z\" until \"2100-01-01T00:00:00Z\""
+                } else {
+                    ""
+                };
+                out.push_str(&format!("match{name} {{ {cond} }}{window} -> \"{tag}\"\n"));
+            }
+            if let Some(d) = default {
+                out.push_str(&format!("default -> \"{d}\"\n"));
+            }
+            out
+        })
+}
+
+/// A request over the same small world.
+fn request() -> impl Strategy<Value = SimpleRequest> {
+    let header = prop_oneof![
+        ("h[0-3]", "[ab0-9.]{0,3}"),
+        ("H[0-3]", "[ab]{0,3}"),
+        (Just("cookie".to_string()), "(c[0-2]=[ab]{0,2}; ?){0,3}"),
+        (Just("host".to_string()), "[ab]{1,2}\\.[ab](:80)?"),
+        (Just("x-version-route".to_string()), "[a-z ]{0,8}"),
+        ("[a-z-]{1,8}", "\\PC{0,8}"),
+    ];
+    (
+        prop::sample::select(vec!["GET", "POST", "get"]),
+        "/[ab]{0,3}(\\?(q[0-2]=[ab+%]{0,4}&?){0,3})?",
+        prop::collection::vec(header, 0..8),
+        prop::option::of(prop::sample::select(vec![
+            "10.1.2.3:5",
+            "127.0.0.1:80",
+            "[2001:db8::1]:443",
+            "junk",
+        ])),
+        prop::option::of(0i64..4_200_000_000_000_000_000),
+    )
+        .prop_map(|(method, path, headers, addr, now)| {
+            let mut r = SimpleRequest::new(method, &path);
+            for (k, v) in headers {
+                r = r.with_header(&k, &v);
+            }
+            r.source_address = addr.map(str::to_string);
+            r.now = now;
+            r
+        })
+}
+
+/// Requests aimed at the realistic program.
+fn realistic_request() -> impl Strategy<Value = SimpleRequest> {
+    let name = prop::sample::select(vec![
+        "x-canary",
+        "cookie",
+        "x-env",
+        "x-user-id",
+        "authorization",
+        "x-app-version",
+        "x-n",
+        "host",
+        "x-version-route",
+        "baggage",
+        "x-other",
+    ]);
+    let value = prop_oneof![
+        Just("true".to_string()),
+        Just("prod".to_string()),
+        Just("canary=always".to_string()),
+        Just("canary=never; session=1".to_string()),
+        Just("a.example.com".to_string()),
+        Just("5.10.0".to_string()),
+        Just("7".to_string()),
+        Just(format!(
+            "Bearer {}",
+            common::unsigned_token(r#"{"sub":"user-a","groups":["beta"]}"#)
+        )),
+        "\\PC{0,12}",
+    ];
+    (
+        prop::sample::select(vec!["GET", "POST"]),
+        prop::sample::select(vec!["/", "/api/v2/x", "/window", "/?version=v2.1&q=c"]),
+        prop::collection::vec((name, value), 0..8),
+        prop::option::of(prop::sample::select(vec!["10.1.2.3:5", "127.0.0.1:80"])),
+        prop::option::of(any::<i64>()),
+    )
+        .prop_map(|(method, path, headers, addr, now)| {
+            let mut r = SimpleRequest::new(method, path);
+            for (k, v) in headers {
+                r = r.with_header(k, &v);
+            }
+            r.source_address = addr.map(str::to_string);
+            r.now = now;
+            r
+        })
+}
+
+fn check_diagnostics(source: &str) -> Result<(), TestCaseError> {
+    if let Err(diagnostics) = lang::compile(source) {
+        prop_assert!(!diagnostics.is_empty());
+        for d in &diagnostics {
+            prop_assert!(
+                d.span.start <= d.span.end && d.span.end <= source.len(),
+                "span {:?} outside a {}-byte source: {:?}",
+                d.span,
+                source.len(),
+                d
+            );
+            prop_assert!(
+                source.is_char_boundary(d.span.start) && source.is_char_boundary(d.span.end),
+                "span {:?} splits a character: {:?}",
+                d.span,
+                d
+            );
+            let (line, column) = d.position(source);
+            prop_assert!(line >= 1 && line <= source.split('\n').count() && column >= 1);
+            prop_assert!(d.render(source).starts_with("error: "));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------- properties
+
+proptest! {
+    #![proptest_config(Config::default())]
+
+    /// The compiler never panics on arbitrary text, and every diagnostic points inside it.
+    #[test]
+    fn compile_never_panics_and_spans_are_in_the_source(source in "\\PC{0,200}") {
+        check_diagnostics(&source)?;
+    }
+
+    /// The same on token soup, which gets past the lexer into the parser and compiler.
+    #[test]
+    fn compile_token_soup(source in token_soup()) {
+        check_diagnostics(&source)?;
+    }
+
+    /// Generated valid programs compile, and their tags are the ones written.
+    #[test]
+    fn generated_programs_compile(text in program_text()) {
+        let p = match lang::compile(&text) {
+            Ok(p) => p,
+            Err(d) => return Err(TestCaseError::fail(lang::render_all(&d, &text))),
+        };
+        prop_assert!(!p.rules.is_empty());
+    }
+
+    /// `explain` reaches the same decision as `decide`, and traces exactly the rules tried.
+    #[test]
+    fn explain_agrees_with_decide(text in program_text(), req in request()) {
+        let p = lang::compile(&text).unwrap();
+        let claims = ClaimSource::of(ClaimTrust::Unverified);
+        let facts = RequestFacts::new(&req, &p.needs, &claims);
+        let d = p.decide(&facts);
+        let e = p.explain(&text, &facts);
+        prop_assert_eq!(e.color.as_deref(), d.tag.map(|t| t.as_str()));
+        match d.by {
+            DecidedBy::Rule(n) => {
+                prop_assert_eq!(e.rule, Some(n));
+                prop_assert_eq!(e.rules.len(), n);
+                prop_assert!(e.rules[n - 1].matched);
+                prop_assert_eq!(e.rules[n - 1].condition.as_ref().unwrap().result, Some(true));
+            }
+            DecidedBy::Default | DecidedBy::Nothing => {
+                prop_assert_eq!(e.rule, None);
+                prop_assert_eq!(e.rules.len(), p.rules.len());
+            }
+        }
+        for r in e.rules.iter().rev().skip(usize::from(matches!(d.by, DecidedBy::Rule(_)))) {
+            prop_assert!(!r.matched);
+            if let Some(c) = &r.condition {
+                prop_assert_eq!(c.result, Some(false));
+            }
+        }
+        prop_assert!(!e.render().is_empty());
+    }
+
+    /// The same on the realistic program with realistic requests (tokens, cookies, buckets).
+    #[test]
+    fn explain_agrees_with_decide_realistic(req in realistic_request()) {
+        let c = realistic("{}");
+        let facts = RequestFacts::new(&req, &c.program.needs, &c.claims);
+        let d = c.program.decide(&facts);
+        let e = c.program.explain(&c.rules, &facts);
+        prop_assert_eq!(e.color.as_deref(), d.tag.map(|t| t.as_str()));
+        prop_assert_eq!(e.rule, match d.by { DecidedBy::Rule(n) => Some(n), _ => None });
+    }
+
+    /// At the edge (`keep` off) the color never comes from the client: whatever arrives in the
+    /// color header or in baggage, the result is what the rules decide for the request without
+    /// them, and it is always one of the program's tags.
+    #[test]
+    fn a_client_sent_color_never_survives(
+        req in realistic_request(),
+        incoming in prop_oneof![
+            prop::sample::select(vec!["canary", "stable", "blue", " canary ", "beta", "evil"])
+                .prop_map(str::to_string),
+            "\\PC{0,16}",
+        ],
+        baggage_value in prop::sample::select(vec!["canary", "blue", "evil", "%63anary"]),
+    ) {
+        for extra in ["{}", r#"{"baggage": "tc"}"#] {
+            let c = realistic(extra);
+            let sent = req
+                .clone()
+                .with_header("x-version-route", &incoming)
+                .with_header("baggage", &format!("a=b,tc={baggage_value}"));
+            let facts = RequestFacts::new(&sent, &c.program.needs, &c.claims);
+            let (tag, outcome) = propagation::color(
+                &c,
+                Some(&incoming),
+                || Some(format!("a=b,tc={baggage_value}")),
+                &facts,
+            );
+            let mut clean = req.clone();
+            clean.headers.retain(|(k, _)| {
+                !k.eq_ignore_ascii_case("x-version-route") && !k.eq_ignore_ascii_case("baggage")
+            });
+            let clean_facts = RequestFacts::new(&clean, &c.program.needs, &c.claims);
+            let d = c.program.decide(&clean_facts);
+            prop_assert_eq!(outcome, Outcome::Decided(d.by));
+            prop_assert_eq!(tag.map(|t| t.as_str()), d.tag.map(|t| t.as_str()));
+            let t = tag.map(|t| t.as_str());
+            prop_assert!(t.is_none_or(|t| tags(&c.program).contains(&t)));
+        }
+    }
+
+    /// With `keep` on, only one of the program's own tags is ever kept.
+    #[test]
+    fn keep_only_keeps_known_tags(req in realistic_request(), incoming in "\\PC{0,16}",
+                                  baggage in "\\PC{0,24}") {
+        let c = realistic(r#"{"keep": true, "baggage": "tc"}"#);
+        let facts = RequestFacts::new(&req, &c.program.needs, &c.claims);
+        let (tag, outcome) = propagation::color(&c, Some(&incoming), || Some(baggage.clone()), &facts);
+        let known = tags(&c.program);
+        prop_assert!(tag.is_none_or(|t| known.contains(&t.as_str())));
+        if outcome == Outcome::KeptHeader {
+            prop_assert_eq!(tag.map(|t| t.as_str()), Some(incoming.trim()));
+        }
+    }
+
+    /// Percent-encoding round-trips through the query decoder, and through a query string.
+    #[test]
+    fn query_decode_round_trips_percent_encoding(
+        value in "\\PC{0,24}", key in "[a-zA-Z0-9_.~-]{1,8}", upper in any::<bool>(),
+    ) {
+        let enc = |s: &str, space_plus: bool| {
+            let mut out = String::new();
+            for b in s.bytes() {
+                match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        out.push(b as char)
+                    }
+                    b' ' if space_plus => out.push('+'),
+                    _ if upper => out.push_str(&format!("%{b:02X}")),
+                    _ => out.push_str(&format!("%{b:02x}")),
+                }
+            }
+            out
+        };
+        prop_assert_eq!(query::decode(&enc(&value, true)), Some(value.clone()));
+        prop_assert_eq!(query::decode(&enc(&value, false)), Some(value.clone()));
+        prop_assert_eq!(query::decode_percent(&enc(&value, false)), Some(value.clone()));
+        let q = format!("%=1&x%zz=2&{}={}&{}=later", enc(&key, true), enc(&value, true), key);
+        prop_assert_eq!(query::first_values(&q, std::slice::from_ref(&key)), vec![Some(value.clone())]);
+        // A broken escape or invalid UTF-8 is absent, never guessed at.
+        prop_assert_eq!(query::decode(&format!("{}%g0", enc(&value, true))), None);
+        prop_assert_eq!(query::decode(&format!("{}%", enc(&value, true))), None);
+        prop_assert_eq!(query::decode(&format!("{}%ff", enc(&value, true))), None);
+    }
+
+    /// A JWT payload round-trips through the unverified decoder, with or without padding.
+    #[test]
+    fn jwt_payload_round_trips(
+        claims in prop::collection::btree_map("\\PC{0,8}", prop_oneof![
+            "\\PC{0,12}".prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            prop::collection::vec("[a-z]{0,4}".prop_map(Value::from), 0..4).prop_map(Value::from),
+        ], 0..6),
+        pad in 0..3usize,
+    ) {
+        let claims = Value::Object(claims.into_iter().collect::<Map<_, _>>());
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = format!("{}.{}{}.sig", e.encode("{\"alg\":\"none\"}"),
+                            e.encode(claims.to_string()), "=".repeat(pad));
+        prop_assert_eq!(jwt::unverified_claims(&token), Some(claims));
+        let header = format!(" Bearer {token} ");
+        prop_assert_eq!(jwt::token_in(&header), Some(token.as_str()));
+    }
+
+    /// The first occurrence of a cookie wins across headers; quotes are dropped.
+    #[test]
+    fn first_cookie_wins(name in "[a-zA-Z0-9_-]{1,8}", v1 in "[a-zA-Z0-9!#$%&'()*+./:<>?@^_`{|}~-]{0,10}",
+                         v2 in "[a-z]{0,4}", quoted in any::<bool>()) {
+        let shown = if quoted { format!("\"{v1}\"") } else { v1.clone() };
+        let headers = vec![
+            format!("zz=1; {name}={shown}"),
+            format!("{name}={v2}"),
+        ];
+        let got = cookie::first_values(&headers, &[name.clone(), "absent-one".to_string()]);
+        let want = if name == "zz" { "1".to_string() } else { v1 };
+        prop_assert_eq!(got, vec![Some(want), None]);
+    }
+
+    /// Setting a baggage member and reading it back gives the value, percent-decoded, and
+    /// leaves every other member as it was.
+    #[test]
+    fn baggage_set_then_get(
+        others in prop::collection::vec(("[a-z]{1,6}", "[a-zA-Z0-9]{0,6}"), 0..8),
+        key in "[a-z]{1,6}", value in "[a-zA-Z0-9%]{1,8}",
+    ) {
+        let existing = others.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let merged = propagation::baggage_set(Some(&existing), &key, Some(&value)).unwrap();
+        prop_assert_eq!(
+            propagation::baggage_get(&merged, &key),
+            traffic_color::request::query::decode_percent(&value)
+        );
+        for (k, v) in &others {
+            if *k != key && others.iter().find(|(k2, _)| k2 == k).map(|(_, v2)| v2) == Some(v) {
+                prop_assert_eq!(propagation::baggage_get(&merged, k), Some(v.clone()));
+            }
+        }
+        let removed = propagation::baggage_set(Some(&merged), &key, None).unwrap();
+        prop_assert_eq!(propagation::baggage_get(&removed, &key), None);
+    }
+
+    /// The config loader never panics on arbitrary (mostly JSON-shaped) bytes.
+    #[test]
+    fn config_loader_never_panics(
+        raw in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..64),
+            (token_soup(), "\\PC{0,12}", any::<bool>()).prop_map(|(rules, h, keep)| {
+                json!({"rules": rules, "header": h, "keep": keep}).to_string().into_bytes()
+            }),
+        ],
+    ) {
+        if let Err(e) = FilterConfig::from_json(&raw) {
+            prop_assert!(!e.to_string().is_empty());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 12, ..Config::default() })]
+
+    /// `bucket(id, group) <= p` selects p% of ids: for random ids and any group, the share is
+    /// within 4.5 standard deviations of p (and the rule agrees with the bucket function).
+    #[test]
+    fn bucket_shares_converge_to_the_percentage(group in "[a-zA-Z0-9_-]{1,16}", seed in any::<u64>()) {
+        const N: usize = 10_000;
+        let ids: Vec<String> = (0..N as u64)
+            .map(|i| format!("{:016x}", (seed ^ i).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)))
+            .collect();
+        let buckets: Vec<u32> = ids.iter().map(|id| traffic_color::bucket::bucket(&group, id)).collect();
+        prop_assert!(buckets.iter().all(|b| (1..=100).contains(b)));
+        for p in [1u32, 5, 10, 33, 50, 95] {
+            let share = buckets.iter().filter(|&&b| b <= p).count() as f64 / N as f64 * 100.0;
+            let sd = (f64::from(p) * f64::from(100 - p) / N as f64).sqrt();
+            prop_assert!(
+                (share - f64::from(p)).abs() <= 4.5 * sd + 0.05,
+                "group {group:?}: {share:.2}% of ids have bucket <= {p} (sd {sd:.2})"
+            );
+        }
+        let p = 20;
+        let program = common::program(&format!(
+            "match {{ bucket(header[\"x-user-id\"], \"{group}\") <= {p} }} -> \"in\""
+        ));
+        let claims = ClaimSource::of(ClaimTrust::Verified);
+        for (id, b) in ids.iter().zip(&buckets).take(500) {
+            let req = SimpleRequest::new("GET", "/").with_header("x-user-id", id);
+            let facts = RequestFacts::new(&req, &program.needs, &claims);
+            prop_assert_eq!(program.decide(&facts).tag.is_some(), *b <= p);
+        }
+    }
+}
