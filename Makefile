@@ -17,7 +17,7 @@ SOAK_SECONDS  ?= 180
 .PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps bench bench-micro bench-tools fuzz soak lint fmt wasm size toolchain venv wasm-bindgen clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 demo: wasm venv ## build, start Envoy + two upstreams on loopback, show requests being colored (DEMO_EXIT=1 exits after the tour)
 	$(PY) envoy/demo.py --wasm $(WASM)
