@@ -60,7 +60,7 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT / "envoy"))
 
 import envoy_config  # noqa: E402  (envoy/: find_envoy)
-from stack import Process, StackError  # noqa: E402  (envoy/: child processes we own)
+from stack import Process, StackError, admin_get  # noqa: E402  (envoy/: child processes we own)
 
 RULES_TC = BENCH / "rules.tc"
 RULES_LUA = BENCH / "rules.lua"
@@ -200,16 +200,6 @@ def pinned(cpu: int | None, argv: list[str]) -> list[str]:
     return (["taskset", "-c", str(cpu)] if cpu is not None else []) + argv
 
 
-def admin_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
-
-
 class BenchEnvoy:
     def __init__(self, key: str, label: str, cfg: dict[str, Any], run_dir: Path, envoy_bin: str,
                  cpu: int | None):
@@ -224,7 +214,7 @@ class BenchEnvoy:
         self.proc = Process(f"envoy {key}", argv, run_dir / f"envoy-{key}.log")
         try:
             self.admin_port = self._wait_ready(admin_file)
-            _, body = admin_get(self.admin_port, "/listeners?format=json")
+            _, body = admin_get(self.admin_port, "/listeners?format=json", timeout=5.0)
             sa = json.loads(body)["listener_statuses"][0]["local_address"]["socket_address"]
             self.port = int(sa["port_value"])
         except BaseException:
@@ -268,7 +258,7 @@ class BenchEnvoy:
         return 0
 
     def stat(self, name: str) -> int:
-        _, body = admin_get(self.admin_port, f"/stats?filter=^{re.escape(name)}$&format=json")
+        _, body = admin_get(self.admin_port, f"/stats?filter=^{re.escape(name)}$&format=json", timeout=5.0)
         for s in json.loads(body).get("stats", []):
             if s.get("name") == name:
                 return int(s.get("value", 0))
@@ -278,7 +268,7 @@ class BenchEnvoy:
         return self.stat("http.bench.downstream_rq_total")
 
     def stats_text(self, filt: str) -> str:
-        _, body = admin_get(self.admin_port, f"/stats?filter={filt}")
+        _, body = admin_get(self.admin_port, f"/stats?filter={filt}", timeout=5.0)
         return body.decode()
 
     def stop(self) -> None:

@@ -140,7 +140,8 @@ def start_upstreams(names: list[str], run_dir: Path) -> tuple[list[Process], dic
 # -------------------------------------------------------------------------------- envoy
 
 
-def _admin_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+def admin_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """GET from an Envoy admin port on loopback: (status, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path)
@@ -164,7 +165,7 @@ class Envoy:
         self.proc.stop()
 
     def admin(self, path: str) -> tuple[int, bytes]:
-        return _admin_get(self.admin_port, path)
+        return admin_get(self.admin_port, path)
 
 
 def envoy_argv(config_path: Path, envoy_bin: str | None = None) -> list[str]:
@@ -192,12 +193,12 @@ def start_envoy(cfg: dict[str, Any], run_dir: Path, name: str = "envoy",
                     admin_port = int(text.rsplit(":", 1)[1])
                 continue
             try:
-                status, body = _admin_get(admin_port, "/ready")
+                status, body = admin_get(admin_port, "/ready")
             except OSError:
                 continue
             if status == 200 and body.strip() == b"LIVE":
                 break
-        status, body = _admin_get(admin_port, "/listeners?format=json")
+        status, body = admin_get(admin_port, "/listeners?format=json")
         listeners = json.loads(body)["listener_statuses"]
         listen_port = int(listeners[0]["local_address"]["socket_address"]["port_value"])
         return Envoy(proc, config_path, admin_port, listen_port)

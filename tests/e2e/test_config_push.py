@@ -82,7 +82,7 @@ class LdsEnvoy:
                     admin_port = int(text.rsplit(":", 1)[1]) if text else None
                     continue
                 try:
-                    status, body = stack._admin_get(admin_port, "/ready")
+                    status, body = stack.admin_get(admin_port, "/ready")
                 except OSError:
                     continue
                 if status == 200 and body.strip() == b"LIVE":
