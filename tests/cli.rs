@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
+mod golden_files;
+
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-color");
 const DIR: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -118,7 +120,6 @@ const GOLDEN: &[(&str, &[&str])] = &[
 
 #[test]
 fn golden_outputs() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     for (name, args) in GOLDEN {
         let (code, out) = run(args);
@@ -126,14 +127,7 @@ fn golden_outputs() {
         let path = Path::new(DIR)
             .join("tests/golden/cli")
             .join(format!("{name}.txt"));
-        if update {
-            std::fs::write(&path, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&path).unwrap_or_default();
-        if got != want {
-            failures.push(format!("--- {name}: expected\n{want}\n--- got\n{got}"));
-        }
+        golden_files::compare(&path, name, &got, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

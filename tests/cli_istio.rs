@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+mod golden_files;
+
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-color");
 const DIR: &str = env!("CARGO_MANIFEST_DIR");
 const SHA: &str = "7301b2c73f3819be1ef08c6d673e8b8cfe55617237f47da5e38bd2706a5e2ecc";
@@ -290,11 +292,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
 
 #[test]
 fn golden_outputs() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let dir = Path::new(DIR).join("tests/golden/wasmplugin");
-    if update {
-        std::fs::create_dir_all(&dir).unwrap();
-    }
     let mut failures = Vec::new();
     for (name, args, stdin) in GOLDEN {
         let (code, out, err) = run(args, *stdin);
@@ -305,15 +303,7 @@ fn golden_outputs() {
         got.push_str(&format!(
             "[exit {code}]\n--- stdout\n{out}--- stderr\n{err}"
         ));
-        let path = dir.join(format!("{name}.txt"));
-        if update {
-            std::fs::write(&path, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&path).unwrap_or_default();
-        if got != want {
-            failures.push(format!("--- {name}: expected\n{want}\n--- got\n{got}"));
-        }
+        golden_files::compare(&dir.join(format!("{name}.txt")), name, &got, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
