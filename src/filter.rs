@@ -11,11 +11,13 @@ use crate::lang::eval::DecidedBy;
 use crate::lang::program::Tag;
 use crate::metrics;
 use crate::propagation::{self, Outcome};
+use crate::request::header_map::HeaderMap;
 use crate::request::{RequestFacts, RequestSource};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
@@ -194,7 +196,7 @@ impl HttpContext for Color {
             incoming.as_deref(),
             || {
                 baggage
-                    .get_or_insert_with(|| host.header("baggage"))
+                    .get_or_insert_with(|| host.header("baggage").map(Cow::into_owned))
                     .clone()
             },
             &facts,
@@ -220,7 +222,7 @@ impl HttpContext for Color {
             warn!("#{} cannot set {header}: {status:?}", self.id);
         }
         if let Some(key) = &config.baggage {
-            let current = baggage.unwrap_or_else(|| host.header("baggage"));
+            let current = baggage.unwrap_or_else(|| host.header("baggage").map(Cow::into_owned));
             let merged =
                 propagation::baggage_set(current.as_deref(), key.as_str(), tag.map(|t| t.as_str()));
             if let Some(merged) = merged.filter(|m| Some(m) != current.as_ref()) {
@@ -282,7 +284,7 @@ impl HttpContext for Unconfigured {
 struct Host {
     /// Read every header in one host call and look them up here, rather than one call each.
     bulk: bool,
-    all: OnceCell<Vec<(String, Vec<u8>)>>,
+    all: OnceCell<HeaderMap>,
 }
 
 impl Host {
@@ -293,10 +295,37 @@ impl Host {
         }
     }
 
-    fn all(&self) -> &[(String, Vec<u8>)] {
-        self.all.get_or_init(|| {
-            hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
-        })
+    fn all(&self) -> &HeaderMap {
+        self.all
+            .get_or_init(|| HeaderMap::parse(request_header_pairs().unwrap_or_default()))
+    }
+}
+
+unsafe extern "C" {
+    /// The ABI call behind the SDK's `get_map_bytes`, which would copy every pair into two new
+    /// allocations; the buffer is indexed in place instead (see [`HeaderMap`]).
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+}
+
+/// The request's header map, serialized, in a buffer the host allocated through this module's
+/// `proxy_on_memory_allocate`.
+fn request_header_pairs() -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer and a length it obtained from the SDK's allocator
+    // (`Vec::with_capacity(size)` then forgotten), so the Vec below takes back exactly that
+    // allocation; a null pointer or a failed status means no buffer was handed over.
+    unsafe {
+        let status =
+            proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size);
+        if status != 0 || data.is_null() {
+            return None;
+        }
+        Some(Vec::from_raw_parts(data, size, size))
     }
 }
 
@@ -320,25 +349,21 @@ fn bulk_headers(config: &FilterConfig) -> bool {
 }
 
 impl RequestSource for Host {
-    fn header(&self, name: &str) -> Option<String> {
-        let bytes = if self.bulk {
-            let (_, v) = self
-                .all()
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
-            v.clone()
-        } else {
-            hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok()??
-        };
-        String::from_utf8(bytes).ok()
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        if self.bulk {
+            return std::str::from_utf8(self.all().get(name)?)
+                .ok()
+                .map(Cow::Borrowed);
+        }
+        let bytes = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok()??;
+        String::from_utf8(bytes).ok().map(Cow::Owned)
     }
 
-    fn header_values(&self, name: &str) -> Vec<String> {
+    fn header_values(&self, name: &str) -> Vec<Cow<'_, str>> {
         // Only Cookie needs every value; Envoy's single-value getter returns the first one.
         self.all()
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .filter_map(|(_, v)| String::from_utf8(v.clone()).ok())
+            .all(name)
+            .filter_map(|v| std::str::from_utf8(v).ok().map(Cow::Borrowed))
             .collect()
     }
 

@@ -87,6 +87,7 @@ pub fn baggage_get(baggage: &str, key: &str) -> Option<String> {
         })
         .next()
         .and_then(crate::request::query::decode_percent)
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// `baggage` with `key=value` set (or, for `None`, the `key` member removed): an existing member

@@ -408,11 +408,11 @@ struct Counting {
 }
 
 impl traffic_color::request::RequestSource for Counting {
-    fn header(&self, name: &str) -> Option<String> {
+    fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
         self.asked.borrow_mut().push(name.to_string());
         self.inner.header(name)
     }
-    fn header_values(&self, name: &str) -> Vec<String> {
+    fn header_values(&self, name: &str) -> Vec<std::borrow::Cow<'_, str>> {
         self.asked.borrow_mut().push(format!("all {name}"));
         self.inner.header_values(name)
     }

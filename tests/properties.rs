@@ -438,15 +438,15 @@ proptest! {
             }
             out
         };
-        prop_assert_eq!(query::decode(&enc(&value, true)), Some(value.clone()));
-        prop_assert_eq!(query::decode(&enc(&value, false)), Some(value.clone()));
-        prop_assert_eq!(query::decode_percent(&enc(&value, false)), Some(value.clone()));
+        prop_assert_eq!(query::decode(&enc(&value, true)).map(std::borrow::Cow::into_owned), Some(value.clone()));
+        prop_assert_eq!(query::decode(&enc(&value, false)).map(std::borrow::Cow::into_owned), Some(value.clone()));
+        prop_assert_eq!(query::decode_percent(&enc(&value, false)).map(std::borrow::Cow::into_owned), Some(value.clone()));
         let q = format!("%=1&x%zz=2&{}={}&{}=later", enc(&key, true), enc(&value, true), key);
         prop_assert_eq!(query::first_values(&q, std::slice::from_ref(&key)), vec![Some(value.clone())]);
         // A broken escape or invalid UTF-8 is absent, never guessed at.
-        prop_assert_eq!(query::decode(&format!("{}%g0", enc(&value, true))), None);
-        prop_assert_eq!(query::decode(&format!("{}%", enc(&value, true))), None);
-        prop_assert_eq!(query::decode(&format!("{}%ff", enc(&value, true))), None);
+        prop_assert_eq!(query::decode(&format!("{}%g0", enc(&value, true))).is_none(), true);
+        prop_assert_eq!(query::decode(&format!("{}%", enc(&value, true))).is_none(), true);
+        prop_assert_eq!(query::decode(&format!("{}%ff", enc(&value, true))).is_none(), true);
     }
 
     /// A JWT payload round-trips through the unverified decoder, with or without padding.
@@ -467,6 +467,65 @@ proptest! {
         prop_assert_eq!(jwt::unverified_claims(&token), Some(claims));
         let header = format!(" Bearer {token} ");
         prop_assert_eq!(jwt::token_in(&header), Some(token.as_str()));
+    }
+
+    /// Reading only the claims a program needs gives every lookup it makes the same answer as
+    /// reading the whole payload, and the same verdict on `exp`/`nbf`; duplicate keys, escaped
+    /// keys, nesting and non-object payloads included.
+    #[test]
+    fn needed_claims_read_as_the_whole_payload(
+        members in prop::collection::vec((
+            prop_oneof!["[a-c]", Just("exp".to_string()), Just("nbf".to_string()), Just("a\\u0062".to_string())],
+            prop_oneof![
+                "[a-z]{0,3}".prop_map(|s| format!("{s:?}")),
+                any::<i32>().prop_map(|n| n.to_string()),
+                Just("{\"b\":{\"c\":1},\"a\":[1,\"x\"]}".to_string()),
+                Just("null".to_string()),
+                Just("[[],{}]".to_string()),
+            ],
+        ), 0..6),
+        paths in prop::collection::vec(prop::collection::vec("[a-c]", 0..3), 0..4),
+        array in any::<bool>(),
+        now in prop::option::of(any::<i32>()),
+    ) {
+        let object = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(",");
+        let payload = if array { format!("[{object}]") } else { format!("{{{object}}}") };
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = format!("e30.{}.sig", e.encode(&payload));
+        let whole = jwt::unverified_claims(&token);
+        let needed = jwt::unverified_claims_for(&token, &paths);
+        prop_assert_eq!(whole.is_some(), needed.is_some(), "{}", payload);
+        if let (Some(whole), Some(needed)) = (whole, needed) {
+            for path in &paths {
+                if path.is_empty() { continue; }
+                prop_assert_eq!(jwt::lookup(&whole, path), jwt::lookup(&needed, path), "{} {:?}", payload, path);
+            }
+            let now = now.map(|s| i64::from(s) * 1_000_000_000);
+            prop_assert_eq!(jwt::in_time(&whole, now), jwt::in_time(&needed, now));
+        }
+    }
+
+    /// A regex's literal shortcut never changes its answer: patterns built from literals,
+    /// escapes, classes, anchors, quantifiers, groups and alternation, on haystacks from the
+    /// same alphabet.
+    #[test]
+    fn regex_shortcuts_agree_with_the_regex(
+        pieces in prop::collection::vec(prop_oneof![
+            "[abé.]", Just("\\.".to_string()), Just("\\/".to_string()), Just("\\<".to_string()),
+            Just("^".to_string()), Just("$".to_string()), Just("?".to_string()), Just("*".to_string()),
+            Just("+".to_string()), Just("{0,2}".to_string()), Just("{2}".to_string()), Just("(".to_string()),
+            Just(")".to_string()), Just("[ab]".to_string()), Just("|".to_string()), Just("\\d".to_string()),
+            Just("(?i)".to_string()), Just(" ".to_string()),
+        ], 0..7),
+        haystacks in prop::collection::vec("[abAB./é1 <]{0,8}", 1..6),
+    ) {
+        let source: String = pieces.concat();
+        if let Ok(regex) = regex_lite::Regex::new(&source) {
+            let pattern = traffic_color::lang::pattern::Pattern::new(&source, regex.clone());
+            for h in &haystacks {
+                prop_assert_eq!(pattern.is_match(h), regex.is_match(h), "/{}/ on {:?}", source, h);
+            }
+        }
     }
 
     /// The first occurrence of a cookie wins across headers; quotes are dropped.
@@ -494,7 +553,7 @@ proptest! {
         let merged = propagation::baggage_set(Some(&existing), &key, Some(&value)).unwrap();
         prop_assert_eq!(
             propagation::baggage_get(&merged, &key),
-            traffic_color::request::query::decode_percent(&value)
+            traffic_color::request::query::decode_percent(&value).map(std::borrow::Cow::into_owned)
         );
         for (k, v) in &others {
             if *k != key && others.iter().find(|(k2, _)| k2 == k).map(|(_, v2)| v2) == Some(v) {

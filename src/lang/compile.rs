@@ -4,6 +4,7 @@
 use super::ast::{self, Expr, LiteralKind, Op, Spanned, ValueKind};
 use super::error::{Diagnostic, ErrorKind};
 use super::limits;
+use super::pattern::Pattern;
 use super::program::*;
 use super::span::{LineIndex, Span};
 use super::time::parse_rfc3339;
@@ -342,21 +343,22 @@ impl Compiler {
                         items.iter().map(|item| self.net(ty, op, item)).collect();
                     Check::InNets(nets?)
                 } else {
-                    let mut one_of = OneOf::default();
+                    let (mut strings, mut others) = (Vec::new(), Vec::new());
                     let mut ok = true;
                     for item in items {
                         match self.scalar(ty, op, item) {
-                            Some(Scalar::Str(s)) => {
-                                one_of.strings.insert(s);
-                            }
-                            Some(other) => one_of.others.push(other),
+                            Some(Scalar::Str(s)) => strings.push(s),
+                            Some(other) => others.push(other),
                             None => ok = false,
                         }
                     }
                     if !ok {
                         return None;
                     }
-                    Check::OneOf(one_of)
+                    Check::OneOf(OneOf {
+                        strings: StrSet::new(strings),
+                        others,
+                    })
                 }
             }
             Op::Match | Op::NotMatch => {
@@ -497,7 +499,7 @@ impl Compiler {
         net.map(|n| n.trunc())
     }
 
-    fn regex(&mut self, pattern: String, span: Span) -> Option<regex_lite::Regex> {
+    fn regex(&mut self, pattern: String, span: Span) -> Option<Pattern> {
         if pattern.chars().count() > limits::MAX_REGEX_CHARS {
             self.error(
                 ErrorKind::RegexTooLarge {
@@ -512,7 +514,7 @@ impl Compiler {
             .nest_limit(limits::MAX_DEPTH as u32 * 4)
             .build()
         {
-            Ok(re) => Some(re),
+            Ok(re) => Some(Pattern::new(&pattern, re)),
             Err(e) => {
                 self.error(
                     ErrorKind::InvalidRegex {

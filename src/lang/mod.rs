@@ -8,6 +8,7 @@ pub mod explain;
 mod lexer;
 pub mod limits;
 mod parser;
+pub mod pattern;
 pub mod program;
 pub mod span;
 pub mod time;

@@ -2,10 +2,9 @@
 //! Every value a rule reads is a slot index, so a request fetches each header, query key,
 //! cookie and claim at most once, and only those the program names.
 
+use super::pattern::Pattern;
 use super::span::Span;
 use ipnet::IpNet;
-use regex_lite::Regex;
-use std::collections::HashSet;
 
 #[derive(Debug)]
 pub struct Program {
@@ -106,7 +105,7 @@ pub struct Test {
 pub enum Check {
     Eq(Scalar),
     OneOf(OneOf),
-    Regex(Regex),
+    Regex(Pattern),
     StartsWith(String),
     EndsWith(String),
     Contains(String),
@@ -125,7 +124,7 @@ pub enum Scalar {
 /// A literal list: strings in a set for the common case, everything else tried in order.
 #[derive(Debug, Default)]
 pub struct OneOf {
-    pub strings: HashSet<String>,
+    pub strings: StrSet,
     pub others: Vec<Scalar>,
 }
 
@@ -169,5 +168,26 @@ impl Needs {
                 list.len() - 1
             }
         }
+    }
+}
+
+/// A set of strings as a sorted list: lists in rules are short, and a binary search over them
+/// beats hashing the haystack (and keeps a hasher out of the module).
+#[derive(Debug, Default)]
+pub struct StrSet(Vec<String>);
+
+impl StrSet {
+    pub fn new(mut strings: Vec<String>) -> Self {
+        strings.sort_unstable();
+        strings.dedup();
+        StrSet(strings)
+    }
+
+    pub fn contains(&self, s: &str) -> bool {
+        self.0.binary_search_by(|item| item.as_str().cmp(s)).is_ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }

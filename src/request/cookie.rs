@@ -2,10 +2,10 @@
 //! `name=value` pairs separated by `;`, a value optionally in double quotes.
 
 /// The first value of each wanted cookie across all the headers, in order.
-pub fn first_values(headers: &[String], names: &[String]) -> Vec<Option<String>> {
+pub fn first_values(headers: &[impl AsRef<str>], names: &[String]) -> Vec<Option<String>> {
     let mut found: Vec<Option<String>> = vec![None; names.len()];
     let mut remaining = names.len();
-    for pair in headers.iter().flat_map(|h| h.split(';')) {
+    for pair in headers.iter().flat_map(|h| h.as_ref().split(';')) {
         if remaining == 0 {
             break;
         }

@@ -3,7 +3,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
 
 /// Larger tokens are ignored rather than decoded.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -30,6 +34,24 @@ pub fn token_in(value: &str) -> Option<&str> {
 
 /// The payload of a compact JWS (`header.payload.signature`) as a JSON object.
 pub fn unverified_claims(token: &str) -> Option<Value> {
+    let claims: Value = serde_json::from_slice(&payload(token)?).ok()?;
+    claims.is_object().then_some(claims)
+}
+
+/// Like [`unverified_claims`], but keeps only the top-level claims that start one of `paths`,
+/// and `exp`/`nbf`, which decide whether the token counts at all. Tokens carry many claims a
+/// program never reads (`iss`, `aud`, names, scopes); skipping them instead of building them
+/// is most of the cost of reading a token. Lookups along `paths` see the same values.
+pub fn unverified_claims_for(token: &str, paths: &[Vec<String>]) -> Option<Value> {
+    let bytes = payload(token)?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let claims = Only { paths }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(Value::Object(claims))
+}
+
+/// The decoded payload segment of a compact JWS.
+fn payload(token: &str) -> Option<Vec<u8>> {
     if token.len() > MAX_TOKEN_BYTES {
         return None;
     }
@@ -38,9 +60,74 @@ pub fn unverified_claims(token: &str) -> Option<Value> {
     if parts.next().is_some() {
         return None;
     }
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    claims.is_object().then_some(claims)
+    URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()
+}
+
+/// Reads a JSON object, keeping the members a program can reach.
+struct Only<'p> {
+    paths: &'p [Vec<String>],
+}
+
+impl Only<'_> {
+    fn wanted(&self, key: &str) -> bool {
+        key == "exp"
+            || key == "nbf"
+            || self
+                .paths
+                .iter()
+                .any(|p| p.first().is_some_and(|k| k == key))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Only<'_> {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Only<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if self.wanted(&key.0) {
+                // A repeated key: the last one wins, as when the whole payload is read.
+                out.insert(key.0.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An object key, borrowed from the payload unless it had escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
 }
 
 /// Whether `exp`/`nbf` (if present) admit the token at `now` (Unix nanoseconds). Even an

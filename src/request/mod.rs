@@ -2,6 +2,7 @@
 //! and only what the program needs. Malformed input becomes an absent value, never an error.
 
 pub mod cookie;
+pub mod header_map;
 pub mod jwt;
 pub mod metadata;
 pub mod query;
@@ -13,6 +14,7 @@ use crate::config::{ClaimSource, TokenFrom};
 use crate::lang::eval::Facts;
 use crate::lang::program::Needs;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 
@@ -20,10 +22,10 @@ use std::net::{IpAddr, SocketAddr};
 /// plain data in tests and tools.
 pub trait RequestSource {
     /// First value of a header (lower-case name, pseudo-headers like `:path` included);
-    /// `None` if absent or not UTF-8.
-    fn header(&self, name: &str) -> Option<String>;
+    /// `None` if absent or not UTF-8. Borrowed where the source already holds the request.
+    fn header(&self, name: &str) -> Option<Cow<'_, str>>;
     /// Every value of a header, in order (`Cookie` may be split over several).
-    fn header_values(&self, name: &str) -> Vec<String>;
+    fn header_values(&self, name: &str) -> Vec<Cow<'_, str>>;
     /// The peer, as Envoy's `source.address` (`ip:port`, IPv6 in brackets).
     fn source_address(&self) -> Option<String>;
     /// The JWT payload an earlier filter verified and stored in dynamic metadata at
@@ -38,12 +40,12 @@ pub struct RequestFacts<'a, R: RequestSource> {
     source: &'a R,
     needs: &'a Needs,
     claims_from: &'a ClaimSource,
-    headers: Vec<OnceCell<Option<String>>>,
-    path_and_query: OnceCell<Option<String>>,
+    headers: Vec<OnceCell<Option<Cow<'a, str>>>>,
+    path_and_query: OnceCell<Option<Cow<'a, str>>>,
     queries: OnceCell<Vec<Option<String>>>,
     cookies: OnceCell<Vec<Option<String>>>,
     claims: OnceCell<Option<Value>>,
-    method: OnceCell<Option<String>>,
+    method: OnceCell<Option<Cow<'a, str>>>,
     host: OnceCell<Option<String>>,
 }
 
@@ -77,7 +79,9 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
                 }
                 ClaimSource::Unverified { from } => {
                     let token = match from {
-                        TokenFrom::Header(name) => self.source.header(name.as_str())?,
+                        TokenFrom::Header(name) => {
+                            return self.token_claims(&self.source.header(name.as_str())?);
+                        }
                         TokenFrom::Cookie(name) => {
                             let headers = self.source.header_values("cookie");
                             cookie::first_values(&headers, std::slice::from_ref(name))
@@ -85,11 +89,15 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
                                 .flatten()?
                         }
                     };
-                    let claims = jwt::unverified_claims(jwt::token_in(&token)?)?;
-                    jwt::in_time(&claims, self.source.now()).then_some(claims)
+                    self.token_claims(&token)
                 }
             })
             .as_ref()
+    }
+
+    fn token_claims(&self, value: &str) -> Option<Value> {
+        let claims = jwt::unverified_claims_for(jwt::token_in(value)?, &self.needs.claims)?;
+        jwt::in_time(&claims, self.source.now()).then_some(claims)
     }
 }
 

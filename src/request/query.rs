@@ -2,6 +2,8 @@
 //! broken `%` escape or invalid UTF-8 is absent, not guessed at (crates that decode lossily
 //! would turn garbage into a string a rule could match).
 
+use std::borrow::Cow;
+
 /// The first value of each wanted name, decoded; later occurrences are ignored even when the
 /// first one cannot be decoded.
 pub fn first_values(query: &str, names: &[String]) -> Vec<Option<String>> {
@@ -18,7 +20,7 @@ pub fn first_values(query: &str, names: &[String]) -> Vec<Option<String>> {
         let Some(key) = decode(raw_key) else { continue };
         for (i, name) in names.iter().enumerate() {
             if found[i].is_none() && *name == key {
-                found[i] = Some(decode(raw_value));
+                found[i] = Some(decode(raw_value).map(Cow::into_owned));
                 remaining -= 1;
             }
         }
@@ -27,18 +29,19 @@ pub fn first_values(query: &str, names: &[String]) -> Vec<Option<String>> {
 }
 
 /// Percent-decoding with `+` as a space; `None` on a malformed escape or invalid UTF-8.
-pub fn decode(s: &str) -> Option<String> {
+pub fn decode(s: &str) -> Option<Cow<'_, str>> {
     decode_with(s, true)
 }
 
 /// Percent-decoding where `+` is itself (W3C baggage, RFC 3986).
-pub fn decode_percent(s: &str) -> Option<String> {
+pub fn decode_percent(s: &str) -> Option<Cow<'_, str>> {
     decode_with(s, false)
 }
 
-fn decode_with(s: &str, plus_is_space: bool) -> Option<String> {
+/// Borrows when there is nothing to decode, as with almost every key and most values.
+fn decode_with(s: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
     if !s.contains(['%', '+']) {
-        return Some(s.to_string());
+        return Some(Cow::Borrowed(s));
     }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -56,7 +59,7 @@ fn decode_with(s: &str, plus_is_space: bool) -> Option<String> {
         }
         i += 1;
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 fn hex(b: u8) -> Option<u8> {

@@ -2,6 +2,7 @@
 
 use super::RequestSource;
 use serde_json::Value;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Default)]
 pub struct SimpleRequest {
@@ -27,18 +28,18 @@ impl SimpleRequest {
 }
 
 impl RequestSource for SimpleRequest {
-    fn header(&self, name: &str) -> Option<String> {
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| Cow::Borrowed(v.as_str()))
     }
 
-    fn header_values(&self, name: &str) -> Vec<String> {
+    fn header_values(&self, name: &str) -> Vec<Cow<'_, str>> {
         self.headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| Cow::Borrowed(v.as_str()))
             .collect()
     }
 

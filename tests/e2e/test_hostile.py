@@ -248,11 +248,16 @@ def test_huge_and_deep_tokens(roomy_envoy, base_config):
          "stable", "default"),
         ("a 1 MB garbage token", "Bearer " + "A" * 1_000_000 + ".b.c", "stable", "default"),
         ("a 1 MB header of dots", "Bearer " + "." * 1_000_000, "stable", "default"),
-        ("JSON nested 5,000 deep", "Bearer " + token('{"sub":"user-a","n":' + "[" * 5000
-                                                     + "]" * 5000 + "}"), "stable", "default"),
-        # serde_json's recursion limit is 128: below it the claims read, past it they are absent.
+        # Claims no rule reads are skipped without being built, at any depth (the token's
+        # 16 KiB cap bounds it); a claim a rule reads is built, and past serde_json's
+        # recursion limit (128) the whole token is absent.
+        ("JSON nested 5,000 deep in a claim no rule reads",
+         "Bearer " + token('{"sub":"user-a","n":' + "[" * 5000 + "]" * 5000 + "}"), "blue", "3"),
         ("objects nested 100 deep", "Bearer " + token(nested(100)), "blue", "3"),
-        ("objects nested 200 deep", "Bearer " + token(nested(200)), "stable", "default"),
+        ("objects nested 200 deep in a claim no rule reads", "Bearer " + token(nested(200)),
+         "blue", "3"),
+        ("objects nested 200 deep in a claim a rule reads",
+         "Bearer " + token(nested(200, claim="deep")), "stable", "default"),
         ("a token that is not JSON", "Bearer " + token("{\"sub\":\"user-a\""), "stable", "default"),
         ("a payload that is an array", "Bearer " + token("[\"user-a\"]"), "stable", "default"),
         ("invalid base64", "Bearer a.!!!!.c", "stable", "default"),
@@ -267,8 +272,8 @@ def test_huge_and_deep_tokens(roomy_envoy, base_config):
     expect(r, secs, "blue", "7", base_config, "a nested claim")
 
 
-def nested(depth: int) -> str:
-    return '{"sub":"user-a","x":' + '{"a":' * depth + "1" + "}" * depth + "}"
+def nested(depth: int, claim: str = "x") -> str:
+    return '{"sub":"user-a","' + claim + '":' + '{"a":' * depth + "1" + "}" * depth + "}"
 
 
 def test_invalid_utf8_in_header_values(roomy_envoy, base_config):

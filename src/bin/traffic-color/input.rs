@@ -67,7 +67,9 @@ impl RequestArgs {
             req = req.with_header(&k.to_ascii_lowercase(), v);
         }
         if !self.queries.is_empty() {
-            let mut path = req.header(":path").unwrap_or_else(|| "/".into());
+            let mut path = req
+                .header(":path")
+                .map_or_else(|| "/".to_string(), |p| p.into_owned());
             for (i, q) in self.queries.iter().enumerate() {
                 let (k, v) = q.split_once('=').unwrap_or((q, ""));
                 let sep = if i == 0 && !path.contains('?') {
