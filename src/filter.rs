@@ -12,6 +12,7 @@ use crate::lang::program::Tag;
 use crate::metrics;
 use crate::propagation::{self, Outcome};
 use crate::request::header_map::HeaderMap;
+use crate::request::token_cache::TokenCache;
 use crate::request::{RequestFacts, RequestSource};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
@@ -36,6 +37,8 @@ struct Active {
     config: FilterConfig,
     counters: Counters,
     bulk_headers: bool,
+    /// Decoded tokens of this worker's recent requests (`jwt.trust: unverified`).
+    tokens: TokenCache,
 }
 
 /// Metric ids, resolved once per config so a request only increments.
@@ -142,6 +145,7 @@ impl RootContext for ColorRoot {
                     config,
                     counters,
                     bulk_headers,
+                    tokens: TokenCache::new(),
                 }));
                 true
             }
@@ -190,7 +194,8 @@ impl HttpContext for Color {
         let host = Host::new(active.bulk_headers);
         let incoming = host.header(header);
         let mut baggage: Option<Option<String>> = None;
-        let facts = RequestFacts::new(&host, &config.program.needs, &config.claims);
+        let facts = RequestFacts::new(&host, &config.program.needs, &config.claims)
+            .with_token_cache(&active.tokens);
         let (tag, outcome) = propagation::color(
             config,
             incoming.as_deref(),

@@ -366,6 +366,39 @@ proptest! {
         prop_assert_eq!(e.rule, match d.by { DecidedBy::Rule(n) => Some(n), _ => None });
     }
 
+    /// A worker's token cache never changes a decision: requests in any order, tokens sent again
+    /// with the clock moved past `exp` (the cached claims must then stop coloring), garbage.
+    #[test]
+    fn the_token_cache_never_changes_a_decision(
+        reqs in prop::collection::vec((
+            realistic_request(),
+            prop::option::of(prop::sample::select(vec![
+                r#"{"sub":"user-a","groups":["beta"],"exp":1700000000}"#,
+                // Same length and ending as the one above: only the whole token tells them apart.
+                r#"{"sub":"user-a","groups":["zeta"],"exp":1700000000}"#,
+                r#"{"sub":"user-b","groups":["beta"],"nbf":1700000000}"#,
+                r#"{"admin":true}"#,
+                "not json",
+            ])),
+            prop::option::of(1_699_999_990i64..1_700_000_010),
+        ), 1..16),
+    ) {
+        let c = realistic("{}");
+        let cache = traffic_color::request::token_cache::TokenCache::new();
+        for (mut req, token, now) in reqs {
+            if let Some(payload) = token {
+                req = req.with_header("authorization", &format!("Bearer {}", common::unsigned_token(payload)));
+                req.headers.rotate_right(1);
+            }
+            if let Some(now) = now {
+                req.now = Some(now * 1_000_000_000);
+            }
+            let cached = RequestFacts::new(&req, &c.program.needs, &c.claims).with_token_cache(&cache);
+            let fresh = RequestFacts::new(&req, &c.program.needs, &c.claims);
+            prop_assert_eq!(c.program.decide(&cached), c.program.decide(&fresh));
+        }
+    }
+
     /// At the edge (`keep` off) the color never comes from the client: whatever arrives in the
     /// color header or in baggage, the result is what the rules decide for the request without
     /// them, and it is always one of the program's tags.

@@ -100,7 +100,11 @@ impl Val {
                     Seen::Json(Json::String(s)) => joined.push_str(s),
                     Seen::Json(Json::Number(n)) => joined.push_str(&n.to_string()),
                     Seen::Json(_) => return None,
-                    Seen::Num(n) => joined.push_str(&n.to_string()),
+                    // Only a bucket reads as a number here, and buckets are whole numbers.
+                    Seen::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
+                        joined.push_str(&(n as i64).to_string())
+                    }
+                    Seen::Num(_) => return None,
                     Seen::Ip(ip) => joined.push_str(&ip.to_string()),
                 }
                 Some(Seen::Num(f64::from(bucket_of_prefixed(&joined))))

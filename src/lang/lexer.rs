@@ -34,7 +34,9 @@ impl Tok {
         match self {
             Tok::Ident(s) => format!("`{s}`"),
             Tok::Str(s) => format!("string \"{}\"", super::error::escape(s)),
-            Tok::Num(n) => format!("number {n}"),
+            // The caret under the source line shows which; printing the value would link float
+            // formatting into the module for this message alone.
+            Tok::Num(_) => "a number".into(),
             Tok::Version(v) => format!("version {v}"),
             Tok::LBrace => "`{`".into(),
             Tok::RBrace => "`}`".into(),

@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod metadata;
 pub mod query;
 mod simple;
+pub mod token_cache;
 
 pub use simple::SimpleRequest;
 
@@ -17,6 +18,8 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use token_cache::TokenCache;
 
 /// The host's view of one request. Implemented over proxy-wasm calls in the filter and over
 /// plain data in tests and tools.
@@ -40,11 +43,12 @@ pub struct RequestFacts<'a, R: RequestSource> {
     source: &'a R,
     needs: &'a Needs,
     claims_from: &'a ClaimSource,
+    tokens: Option<&'a TokenCache>,
     headers: Vec<OnceCell<Option<Cow<'a, str>>>>,
     path_and_query: OnceCell<Option<Cow<'a, str>>>,
     queries: OnceCell<Vec<Option<String>>>,
     cookies: OnceCell<Vec<Option<String>>>,
-    claims: OnceCell<Option<Value>>,
+    claims: OnceCell<Option<Rc<Value>>>,
     method: OnceCell<Option<Cow<'a, str>>>,
     host: OnceCell<Option<String>>,
 }
@@ -55,6 +59,7 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
             source,
             needs,
             claims_from,
+            tokens: None,
             headers: (0..needs.headers.len()).map(|_| OnceCell::new()).collect(),
             path_and_query: OnceCell::new(),
             queries: OnceCell::new(),
@@ -63,6 +68,12 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
             method: OnceCell::new(),
             host: OnceCell::new(),
         }
+    }
+
+    /// Decodes tokens through `cache`, which keeps them across requests.
+    pub fn with_token_cache(mut self, cache: &'a TokenCache) -> Self {
+        self.tokens = Some(cache);
+        self
     }
 
     fn path_and_query(&self) -> Option<&str> {
@@ -75,7 +86,7 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
         self.claims
             .get_or_init(|| match self.claims_from {
                 ClaimSource::Verified { namespace, key } => {
-                    self.source.verified_claims(namespace, key)
+                    self.source.verified_claims(namespace, key).map(Rc::new)
                 }
                 ClaimSource::Unverified { from } => {
                     let token = match from {
@@ -92,11 +103,16 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
                     self.token_claims(&token)
                 }
             })
-            .as_ref()
+            .as_deref()
     }
 
-    fn token_claims(&self, value: &str) -> Option<Value> {
-        let claims = jwt::unverified_claims_for(jwt::token_in(value)?, &self.needs.claims)?;
+    fn token_claims(&self, value: &str) -> Option<Rc<Value>> {
+        let token = jwt::token_in(value)?;
+        let decode = |t: &str| jwt::unverified_claims_for(t, &self.needs.claims);
+        let claims = match self.tokens {
+            Some(cache) => cache.claims(token, decode)?,
+            None => Rc::new(decode(token)?),
+        };
         jwt::in_time(&claims, self.source.now()).then_some(claims)
     }
 }
