@@ -3,7 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 WASM_TARGET   := wasm32-wasip1
-WASM          := target/$(WASM_TARGET)/release/traffic_color.wasm
+# What cargo builds, and the filter as shipped: that module through wasm-opt -O3.
+CARGO_WASM    := target/$(WASM_TARGET)/release/traffic_color.wasm
+WASM          := target/traffic_color.wasm
+WASM_OPT      := tools/wasm-opt/node_modules/.bin/wasm-opt
+# The features rustc's wasm32-wasip1 output uses; Envoy's V8 has them all.
+WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 VENV          := .venv
 PY            := $(VENV)/bin/python
 ENVOY_VERSION ?= 1.40.0
@@ -14,7 +19,7 @@ OHA_VERSION   := 1.16.0
 FUZZ_SECONDS  ?= 60
 SOAK_SECONDS  ?= 180
 
-.PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps bench bench-micro bench-tools fuzz soak lint fmt wasm size toolchain venv wasm-bindgen clean
+.PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps bench bench-micro bench-tools fuzz soak lint fmt wasm wasm-opt size toolchain venv wasm-bindgen clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,13 +70,13 @@ lint: toolchain ## cargo fmt --check and clippy (host and wasm32-wasip1) with wa
 	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
 
 bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-color 20 rules / 1 rule) and criterion; writes BENCHMARKS.md (BENCH_QUICK=1: ~2.5 min)
-	BENCH_COMMAND="make bench" $(PY) bench/run.py --wasm $(WASM)
+	BENCH_COMMAND="make bench" WASM_OPT=$(WASM_OPT) $(PY) bench/run.py --wasm $(WASM) --cargo-wasm $(CARGO_WASM)
 
 bench-micro: ## criterion micro-benchmarks of the rules engine only (evaluate 20 rules, compile 1,000)
 	CARGO_PROFILE_BENCH_PANIC=unwind cargo bench --bench rules
 
 bench-tools:
-	@command -v wrk >/dev/null && command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk binaryen; }
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	@[ "$$($(CARGO_BIN)/oha --version 2>/dev/null)" = "oha $(OHA_VERSION)" ] || { echo "installing oha $(OHA_VERSION) (cargo install: several minutes, once)"; cargo install oha --version $(OHA_VERSION) --locked; }
 
 fuzz: ## cargo fuzz every target for FUZZ_SECONDS each (default 60) on stable Rust via RUSTC_BOOTSTRAP=1; not part of `make test`
@@ -83,9 +88,17 @@ soak: wasm venv ## steady load through Envoy for SOAK_SECONDS (default 180); fai
 fmt: ## format the code
 	cargo fmt --all
 
-wasm: toolchain ## build the filter (release, wasm32-wasip1)
+wasm: toolchain wasm-opt ## build the filter: cargo (release, wasm32-wasip1), then wasm-opt -O3 into target/traffic_color.wasm
 	cargo build --release --target $(WASM_TARGET) --lib
-	@echo "built $(WASM): $$(stat -c %s $(WASM)) bytes"
+	@if [ ! -f $(WASM) ] || [ $(CARGO_WASM) -nt $(WASM) ]; then \
+		$(WASM_OPT) -O3 $(WASM_FEATURES) $(CARGO_WASM) -o $(WASM).tmp && mv $(WASM).tmp $(WASM); fi
+	@echo "built $(WASM): $$(stat -c %s $(WASM)) bytes ($(CARGO_WASM): $$(stat -c %s $(CARGO_WASM)))"
+
+wasm-opt: $(WASM_OPT)
+
+$(WASM_OPT): tools/wasm-opt/package.json tools/wasm-opt/package-lock.json
+	npm ci --prefix tools/wasm-opt --no-audit --no-fund --loglevel=error
+	@touch $@
 
 size: wasm ## print the .wasm size
 	@stat -c '%s bytes  %n' $(WASM)

@@ -5,7 +5,7 @@
   B  Envoy Lua filter                (bench/rules.lua: the 20 rules of bench/rules.tc by hand)
   C  traffic-color, 20 rules         (bench/rules.tc, jwt.trust = unverified)
   D  traffic-color, 1 rule + default (the floor of a Wasm filter: same host calls as C)
-  C+wasm-opt: C with the module run through `wasm-opt -O3` (only when wasm-opt is installed)
+  C raw: C with cargo's module before `make wasm` runs it through `wasm-opt -O3`
 
 Every variant is its own Envoy (`--concurrency 1`, pinned to CPU 0 with taskset) answering
 with `direct_response`, so no upstream hides the filter's cost; the route echoes the color the
@@ -18,7 +18,7 @@ filter set (`x-color: %REQ(x-version-route)%`). The load generators run pinned t
     `--latency-correction` (so a stall is not hidden by the generator waiting), every request's
     latency collected from oha's CSV output and merged: p50/p99 of the whole mix.
 
-Variants run in alternation, A B C D [C+wasm-opt] A B C D ..., for BENCH_ROUNDS rounds; the
+Variants run in alternation, A B C D [C raw] A B C D ..., for BENCH_ROUNDS rounds; the
 tables report the median over rounds (and the spread). Before measuring, every request of the
 mix is sent once to each Envoy and the colors are checked: B and C must agree with each other
 and with the `expect` of mix.json, else the run fails and writes nothing.
@@ -69,8 +69,8 @@ ONE_RULE = 'match { header["x-canary"] == "true" } -> "canary"\ndefault -> "stab
 COLOR = "x-version-route"
 ECHO = "x-color"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-WASM_OPT_FLAGS = ["--enable-bulk-memory", "--enable-sign-ext", "--enable-nontrapping-float-to-int",
-                  "--enable-mutable-globals"]
+WASM_OPT_FLAGS = ["--enable-bulk-memory", "--enable-bulk-memory-opt", "--enable-sign-ext",
+                  "--enable-nontrapping-float-to-int", "--enable-mutable-globals"]
 
 
 def env_num(name: str, default: float) -> float:
@@ -498,7 +498,7 @@ def fmt_spread(xs: list[float], nd: int = 1) -> str:
 
 def render(results: dict[str, Any]) -> str:
     v = results["variants"]
-    keys = [k for k in ("A", "B", "C", "D", "Copt") if k in v]
+    keys = [k for k in ("A", "B", "C", "D", "Craw") if k in v]
     sizes = results["sizes"]
     cfg = results["config"]
     mi = results["machine"]
@@ -529,7 +529,7 @@ def render(results: dict[str, Any]) -> str:
              "| Envoy CPU µs/request @ fixed rate | Envoy RSS MiB | .wasm bytes |",
              "|---|---|---|---|---|---|---|---|---|"]
     for k in keys:
-        wasm = {"C": sizes["wasm"], "D": sizes["wasm"], "Copt": sizes.get("wasm_opt_O3")}.get(k)
+        wasm = {"C": sizes["wasm"], "D": sizes["wasm"], "Craw": sizes.get("cargo")}.get(k)
         lines.append(
             f"| {v[k]['label']} | {fmt_spread(col(k, 'cpu_us_per_rq', 'sat'), 2)} "
             f"| {fmt_spread(col(k, 'rps', 'sat'), 0)} "
@@ -570,14 +570,15 @@ def render(results: dict[str, Any]) -> str:
               f"| the .wasm stays under 400 KiB | {sizes['wasm']:,} bytes = {kib:.1f} KiB "
               f"| {mark[t3]} |", "",
               "### The .wasm", "", "| module | bytes | KiB |", "|---|---|---|",
-              f"| `traffic_color.wasm` (release, as built by `make wasm`) | {sizes['wasm']:,} "
-              f"| {sizes['wasm'] / 1024:.1f} |"]
-    for key, label in (("wasm_opt_O3", "after `wasm-opt -O3`"), ("wasm_opt_Oz", "after `wasm-opt -Oz`")):
+              f"| `target/traffic_color.wasm`, as `make wasm` ships it (cargo, then `wasm-opt -O3`) "
+              f"| {sizes['wasm']:,} | {sizes['wasm'] / 1024:.1f} |"]
+    for key, label in (("cargo", "cargo's module, before wasm-opt"),
+                       ("cargo_Oz", "cargo's module after `wasm-opt -Oz` instead")):
         if sizes.get(key):
             lines.append(f"| {label} | {sizes[key]:,} | {sizes[key] / 1024:.1f} |")
-    if "Copt" in v:
-        co = med(col("Copt", "cpu_us_per_rq", "sat"))
-        lines += ["", f"C with the `wasm-opt -O3` module: {co:.2f} µs per request against C's "
+    if "Craw" in v:
+        co = med(col("Craw", "cpu_us_per_rq", "sat"))
+        lines += ["", f"C with cargo's module before wasm-opt: {co:.2f} µs per request against C's "
                       f"{c:.2f} µs ({(co - c) / c * 100:+.1f}%)."]
     lines += ["", "### The request mix", "",
               f"{len(results['mix'])} requests (bench/mix.json), sent in turn. Before measuring, each was sent "
@@ -660,7 +661,10 @@ def find_tool(env_name: str, name: str, extra: list[Path] = ()) -> str | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--wasm", default=str(ROOT / "target/wasm32-wasip1/release/traffic_color.wasm"))
+    ap.add_argument("--wasm", default=str(ROOT / "target/traffic_color.wasm"),
+                    help="the filter as shipped (make wasm)")
+    ap.add_argument("--cargo-wasm", default=str(ROOT / "target/wasm32-wasip1/release/traffic_color.wasm"),
+                    help="cargo's module before wasm-opt (variant C raw; skipped if missing)")
     ap.add_argument("--run-dir", default=str(ROOT / "target/bench"))
     ap.add_argument("--no-micro", action="store_true",
                     help="skip the criterion micro-benchmarks (also BENCH_MICRO=0)")
@@ -717,20 +721,21 @@ def main() -> int:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
 
-    # The module sizes; a wasm-opt'd copy when binaryen is installed.
+    # The module sizes: as shipped, cargo's before wasm-opt, and that one with -Oz for comparison.
     sizes: dict[str, int] = {"wasm": wasm.stat().st_size}
-    opt_wasm = None
-    if tools["wasm_opt"]:
-        for level in ("O3", "Oz"):
-            dst = run_dir / f"traffic_color.{level}.wasm"
-            r = subprocess.run([tools["wasm_opt"], f"-{level}", *WASM_OPT_FLAGS, str(wasm),
+    raw_wasm = Path(args.cargo_wasm)
+    if not raw_wasm.is_file():
+        raw_wasm = None
+    else:
+        sizes["cargo"] = raw_wasm.stat().st_size
+        if tools["wasm_opt"]:
+            dst = run_dir / "traffic_color.Oz.wasm"
+            r = subprocess.run([tools["wasm_opt"], "-Oz", *WASM_OPT_FLAGS, str(raw_wasm),
                                 "-o", str(dst)], capture_output=True, text=True)
             if r.returncode == 0:
-                sizes[f"wasm_opt_{level}"] = dst.stat().st_size
-                if level == "O3":
-                    opt_wasm = dst
+                sizes["cargo_Oz"] = dst.stat().st_size
             else:
-                warnings.append(f"wasm-opt -{level} failed: {r.stderr.strip()[:300]}")
+                warnings.append(f"wasm-opt -Oz failed: {r.stderr.strip()[:300]}")
 
     rules = RULES_TC.read_text(encoding="utf-8")
     variants: list[tuple[str, str, list[dict[str, Any]]]] = [
@@ -739,8 +744,9 @@ def main() -> int:
         ("C", "C: traffic-color, 20 rules", [wasm_filter(wasm, rules, "bench_c")]),
         ("D", "D: traffic-color, 1 rule", [wasm_filter(wasm, ONE_RULE, "bench_d")]),
     ]
-    if opt_wasm:
-        variants.append(("Copt", "C with `wasm-opt -O3`", [wasm_filter(opt_wasm, rules, "bench_copt")]))
+    if raw_wasm:
+        variants.append(("Craw", "C with cargo's module, before wasm-opt",
+                         [wasm_filter(raw_wasm, rules, "bench_craw")]))
 
     if do_micro:
         log("building the criterion benchmarks (benches/rules.rs)")
@@ -777,8 +783,8 @@ def main() -> int:
                                   f"traffic-color (C) {seen['C']}")
             if seen["D"] != want_d:
                 mismatches.append(f"{req['name']}: D gave {seen['D']}, expected {want_d}")
-            if "Copt" in seen and seen["Copt"] != seen["C"]:
-                mismatches.append(f"{req['name']}: C+wasm-opt gave {seen['Copt']}, C {seen['C']}")
+            if "Craw" in seen and seen["Craw"] != seen["C"]:
+                mismatches.append(f"{req['name']}: C raw gave {seen['Craw']}, C {seen['C']}")
             # The rule that decided, from the counters (one request at a time).
             hits_after = envoys["C"].stats_text("rule_hits_total")
             mix_report.append({"name": req["name"], "color": seen["C"],

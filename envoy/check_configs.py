@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Offline checks of every config in envoy/ (no Docker engine, no network).
 
-  python3 envoy/check_configs.py --wasm target/wasm32-wasip1/release/traffic_color.wasm
+  python3 envoy/check_configs.py --wasm target/traffic_color.wasm
   (or: make config-check)
 
 Envoy configs (every envoy/*.yaml|*.json with `static_resources`):

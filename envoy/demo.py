@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """traffic-color demo: Envoy + the filter + two upstreams (stable, canary) on loopback.
 
-  python3 envoy/demo.py --wasm target/wasm32-wasip1/release/traffic_color.wasm   (or: make demo)
+  python3 envoy/demo.py --wasm target/traffic_color.wasm   (or: make demo)
 
 Runs envoy/envoy.yaml (loopback addresses, the local .wasm, local upstreams), sends a few
 representative requests and shows, for each, the rule that decided (from the demo config's

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Package the filter as an OCI image Istio can pull, without a Docker engine (stdlib only).
 
-  python3 tools/oci.py build --wasm target/wasm32-wasip1/release/traffic_color.wasm \\
+  python3 tools/oci.py build --wasm target/traffic_color.wasm \\
       [--out target/oci] [--pin istio/image.yaml] [--registry ghcr.io/acme]
   (or: make oci [REGISTRY=ghcr.io/acme])
 

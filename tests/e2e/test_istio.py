@@ -1,7 +1,7 @@
 """Shipping to Istio (issue 4), offline: the istio/ manifests, the OCI image and the
 `traffic-color wasmplugin` renderer, down to the real Envoy running the module as Istio would.
 
-  .venv/bin/python -m pytest -q tests/e2e/test_istio.py --wasm target/wasm32-wasip1/release/traffic_color.wasm
+  .venv/bin/python -m pytest -q tests/e2e/test_istio.py --wasm target/traffic_color.wasm
 
 Needs: `npm ci --prefix tests/istio` (Istio's CRD schemas for Node), cargo (builds the CLI),
 optionally kubectl (kustomize rendering) and skopeo (a real push to a loopback registry).
