@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use std::hint::black_box;
 use traffic_color::config::{ClaimSource, ClaimTrust};
 use traffic_color::lang::{Program, compile};
+use traffic_color::request::token_cache::TokenCache;
 use traffic_color::request::{RequestFacts, SimpleRequest};
 
 const RULES: &str = include_str!("../bench/rules.tc");
@@ -115,6 +116,25 @@ fn evaluate(c: &mut Criterion) {
             b.iter(|| {
                 mix.iter()
                     .map(|(_, req, _)| color(&p, &source, black_box(req)).map_or(0, str::len))
+                    .sum::<usize>()
+            })
+        },
+    );
+    // As the filter runs: one token cache per worker, so a token sent again is not decoded again.
+    let cache = TokenCache::new();
+    g.bench_function(
+        BenchmarkId::new(
+            "20 rules",
+            format!("whole mix ({} requests), token cache", mix.len()),
+        ),
+        |b| {
+            b.iter(|| {
+                mix.iter()
+                    .map(|(_, req, _)| {
+                        let facts = RequestFacts::new(black_box(req), &p.needs, &source)
+                            .with_token_cache(&cache);
+                        p.decide(&facts).tag.map_or(0, |t| t.as_str().len())
+                    })
                     .sum::<usize>()
             })
         },

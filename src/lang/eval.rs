@@ -94,20 +94,27 @@ impl Val {
             Val::Host => facts.host().map(Seen::Text),
             Val::SourceIp => facts.source_ip().map(Seen::Ip),
             Val::Bucket { key, prefix } => {
-                let mut joined = prefix.clone();
-                match key.read(facts)? {
-                    Seen::Text(s) => joined.push_str(s),
-                    Seen::Json(Json::String(s)) => joined.push_str(s),
-                    Seen::Json(Json::Number(n)) => joined.push_str(&n.to_string()),
+                let formatted;
+                let key: &str = match key.read(facts)? {
+                    Seen::Text(s) => s,
+                    Seen::Json(Json::String(s)) => s,
+                    Seen::Json(Json::Number(n)) => {
+                        formatted = n.to_string();
+                        &formatted
+                    }
                     Seen::Json(_) => return None,
                     // Only a bucket reads as a number here, and buckets are whole numbers.
                     Seen::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
-                        joined.push_str(&(n as i64).to_string())
+                        formatted = (n as i64).to_string();
+                        &formatted
                     }
                     Seen::Num(_) => return None,
-                    Seen::Ip(ip) => joined.push_str(&ip.to_string()),
-                }
-                Some(Seen::Num(f64::from(bucket_of_prefixed(&joined))))
+                    Seen::Ip(ip) => {
+                        formatted = ip.to_string();
+                        &formatted
+                    }
+                };
+                Some(Seen::Num(f64::from(bucket_of_prefixed(prefix, key))))
             }
         }
     }
