@@ -1,5 +1,5 @@
 //! Every decoder of request data on arbitrary input: JWT payloads, query strings, cookies,
-//! jwt_authn metadata (protobuf), W3C baggage. Never a panic, and the invariants each one
+//! jwt_authn metadata (protobuf), W3C baggage, the host's serialized header map. Never a panic, and the invariants each one
 //! promises.
 #![no_main]
 
@@ -8,6 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use traffic_color::propagation::{
     MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, baggage_get, baggage_set,
 };
+use traffic_color::request::header_map::HeaderMap;
 use traffic_color::request::{cookie, jwt, metadata, query};
 
 #[derive(Arbitrary, Debug)]
@@ -38,6 +39,25 @@ fuzz_target!(|input: Input<'_>| {
         assert!(claims.is_object());
     }
     let _ = jwt::bearer(input.text);
+    // Reading only the needed claims answers every lookup as reading them all does.
+    let paths: Vec<Vec<String>> = names.iter().map(|n| vec![n.clone()]).collect();
+    let whole = jwt::unverified_claims(input.text);
+    let needed = jwt::unverified_claims_for(input.text, &paths);
+    if let (Some(whole), Some(needed)) = (&whole, &needed) {
+        for p in &paths {
+            assert_eq!(jwt::lookup(whole, p), jwt::lookup(needed, p));
+        }
+        assert_eq!(jwt::in_time(whole, Some(0)), jwt::in_time(needed, Some(0)));
+    }
+
+    // The host's header map, serialized: any bytes index safely, every pair lies inside them.
+    let map = HeaderMap::parse(input.bytes.to_vec());
+    for (k, v) in map.iter() {
+        assert!(k.len() + v.len() <= input.bytes.len());
+    }
+    for n in &names {
+        let _ = map.get(n);
+    }
 
     // Query strings: one answer per name; a string without `%`/`+` decodes to itself.
     let q = query::first_values(input.text, &names);
