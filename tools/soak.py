@@ -8,7 +8,7 @@ sampled every few seconds, and a verdict on growth beyond noise.
 (`make soak`; SOAK_SECONDS=600 make soak for longer.) Loopback only: two upstreams and one
 Envoy (envoy/envoy.yaml rendered locally, its own rules), load from --clients processes, each
 with --connections keep-alive connections, sending a mix of ordinary and hostile requests back to back: plain,
-testers' header and cookie, sticky-bucket user ids, bearer tokens (valid, 10 KB, garbage), a
+testers' header and cookie, sticky-bucket user ids, bearer tokens (valid and each one new, 10 KB, garbage), a
 client-sent color, percent-encoding garbage, long regex inputs, 500 cookies.
 
 Sampled every --sample seconds: Envoy's RSS (/proc/PID/status VmRSS) and its allocator's
@@ -67,8 +67,9 @@ def request_mix(rng: random.Random) -> tuple[str, list[tuple[str, str]], str | N
     if n == 3:
         return "/", [("x-user-id", uid)], None
     if n == 4:
-        return ("/?version=v2.1", [("x-env", "prod"),
-                                   ("authorization", "Bearer " + token({"sub": "user-a"}))], "blue")
+        # A token never seen before (its own `jti`): the per-worker token cache keeps evicting.
+        fresh = token({"sub": "user-a", "jti": f"{uid}-{rng.random()}"})
+        return ("/?version=v2.1", [("x-env", "prod"), ("authorization", "Bearer " + fresh)], "blue")
     if n == 5:
         big = token({"sub": "user-a", "pad": "x" * 10_000})
         return "/?version=v2.1", [("x-env", "prod"), ("authorization", "Bearer " + big)], None
