@@ -51,10 +51,6 @@ impl Pattern {
             Plan::IsContained(lit) => haystack.contains(lit.as_str()),
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        self.regex.as_str()
-    }
 }
 
 /// Escapes that stand for the character itself (`\<` and `\>` are word boundaries).

@@ -122,7 +122,7 @@ pub enum Scalar {
 }
 
 /// A literal list: strings in a set for the common case, everything else tried in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OneOf {
     pub strings: StrSet,
     pub others: Vec<Scalar>,
@@ -173,7 +173,7 @@ impl Needs {
 
 /// A set of strings as a sorted list: lists in rules are short, and a binary search over them
 /// beats hashing the haystack (and keeps a hasher out of the module).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StrSet(Vec<String>);
 
 impl StrSet {
