@@ -28,7 +28,7 @@ python3 - <<'PY'
 import json, pathlib, re
 root = pathlib.Path("..")
 seeds = {"compile": [], "config": []}
-table = json.loads((root / "tests/cases/routing.json").read_text())
+table = json.loads((root / "tests/fixtures/routing.json").read_text())
 seeds["config"].append(json.dumps(table["config"]))
 seeds["compile"].append(table["config"]["rules"])
 yaml = (root / "envoy/envoy.yaml").read_text()

@@ -14,6 +14,8 @@
 //! | `traffic_color.config_loads_total` / `config_rejections_total` | configurations accepted / rejected |
 
 use crate::lang::Program;
+use crate::lang::eval::DecidedBy;
+use crate::verdict::Counter;
 
 pub const PREFIX: &str = "traffic_color";
 
@@ -99,6 +101,58 @@ impl Names {
     }
 }
 
+/// The host's id of every counter a program needs, resolved once per config so that a request
+/// only increments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    /// `(tag, id)` per tag, then `unset`.
+    colors: Vec<(String, u32)>,
+    /// By rule index, then `default` last.
+    rules: Vec<u32>,
+    unmatched: u32,
+    stripped: u32,
+    kept: u32,
+}
+
+impl Ids {
+    /// Defines every counter through `define` (the host's `define_metric`); `None` if any fails.
+    pub fn define(names: &Names, mut define: impl FnMut(&str) -> Option<u32>) -> Option<Ids> {
+        let colors = names
+            .colors
+            .iter()
+            .map(|(tag, name)| Some((tag.clone(), define(name)?)))
+            .collect::<Option<Vec<_>>>()?;
+        let rules = names
+            .rules
+            .iter()
+            .map(|n| define(n))
+            .collect::<Option<Vec<u32>>>()?;
+        Some(Ids {
+            colors,
+            rules,
+            unmatched: define(&names.unmatched)?,
+            stripped: define(&names.stripped)?,
+            kept: define(&names.kept)?,
+        })
+    }
+
+    /// The id to increment for `counter`.
+    pub fn of(&self, counter: Counter<'_>) -> Option<u32> {
+        match counter {
+            Counter::Color(tag) => {
+                let color = tag.map_or(UNSET, |t| t.as_str());
+                self.colors.iter().find(|(t, _)| t == color).map(|c| c.1)
+            }
+            Counter::RuleHit(DecidedBy::Rule(n)) => self.rules.get(n.checked_sub(1)?).copied(),
+            Counter::RuleHit(DecidedBy::Default) => self.rules.last().copied(),
+            Counter::RuleHit(DecidedBy::Nothing) => None,
+            Counter::Unmatched => Some(self.unmatched),
+            Counter::Stripped => Some(self.stripped),
+            Counter::Kept => Some(self.kept),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +172,43 @@ mod tests {
         assert_eq!(n.rules[0], "traffic_color.rule_hits_total.rule.1");
         assert_eq!(n.rules[1], "traffic_color.rule_hits_total.rule.2.name.bees");
         assert_eq!(n.rules[3], "traffic_color.rule_hits_total.rule.default");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_counter_of_a_verdict_has_its_own_id() {
+        let p = crate::lang::compile(
+            "match { path == \"/a\" } -> \"canary\"\nmatch { path == \"/b\" } -> \"blue\"\ndefault -> \"stable\"",
+        )
+        .unwrap();
+        let names = Names::for_program(&p);
+        let mut defined = Vec::new();
+        let ids = Ids::define(&names, |n| {
+            defined.push(n.to_string());
+            u32::try_from(defined.len()).ok()
+        })
+        .unwrap();
+        let name_of = |c| defined[ids.of(c).unwrap() as usize - 1].clone();
+        let blue = &p.rules[1].tag;
+        assert_eq!(
+            name_of(Counter::Color(Some(blue))),
+            "traffic_color.requests_total.color.blue"
+        );
+        assert_eq!(
+            name_of(Counter::Color(None)),
+            "traffic_color.requests_total.color.unset"
+        );
+        assert_eq!(
+            name_of(Counter::RuleHit(DecidedBy::Rule(2))),
+            "traffic_color.rule_hits_total.rule.2"
+        );
+        assert_eq!(
+            name_of(Counter::RuleHit(DecidedBy::Default)),
+            "traffic_color.rule_hits_total.rule.default"
+        );
+        assert_eq!(name_of(Counter::Kept), "traffic_color.kept_total");
+        assert_eq!(ids.of(Counter::RuleHit(DecidedBy::Nothing)), None);
+        assert_eq!(ids.of(Counter::RuleHit(DecidedBy::Rule(9))), None);
+        assert!(Ids::define(&names, |_| None).is_none());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-mod golden_files;
+mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-color");
 const DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -26,22 +26,25 @@ fn run(args: &[&str]) -> (i32, String) {
 
 /// (golden file, args)
 const GOLDEN: &[(&str, &[&str])] = &[
-    ("check-ok", &["check", "tests/cli-inputs/rules.tc"]),
+    ("check-ok", &["check", "tests/fixtures/cli/rules.tc"]),
     (
         "check-bad",
         &[
             "check",
-            "tests/cli-inputs/bad.tc",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/bad.tc",
+            "tests/fixtures/cli/rules.tc",
         ],
     ),
-    ("check-missing-file", &["check", "tests/cli-inputs/nope.tc"]),
+    (
+        "check-missing-file",
+        &["check", "tests/fixtures/cli/nope.tc"],
+    ),
     (
         "explain-tester",
         &[
             "explain",
             "-c",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "-H",
             "x-canary: true",
             "--at",
@@ -53,7 +56,7 @@ const GOLDEN: &[(&str, &[&str])] = &[
         &[
             "explain",
             "-c",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "-H",
             "X-Env=prod",
             "--query",
@@ -71,7 +74,7 @@ const GOLDEN: &[(&str, &[&str])] = &[
         &[
             "explain",
             "-c",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--json",
             "--at",
             "2026-11-26T12:00:00Z",
@@ -84,23 +87,56 @@ const GOLDEN: &[(&str, &[&str])] = &[
         &[
             "explain",
             "-c",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--raw",
-            "tests/cli-inputs/request.http",
+            "tests/fixtures/cli/request.http",
             "--at",
             "2026-11-26T12:00:00Z",
         ],
     ),
     (
+        "explain-edge-strips",
+        &[
+            "explain",
+            "-c",
+            "tests/fixtures/cli/edge.json",
+            "-H",
+            "x-version-route: canary",
+            "-H",
+            "baggage: userId=alice,version-route=canary",
+        ],
+    ),
+    (
+        "explain-hop-keeps-header",
+        &[
+            "explain",
+            "-c",
+            "tests/fixtures/cli/hop.json",
+            "-H",
+            "x-version-route: canary",
+        ],
+    ),
+    (
+        "explain-hop-keeps-baggage-json",
+        &[
+            "explain",
+            "-c",
+            "tests/fixtures/cli/hop.json",
+            "--json",
+            "-H",
+            "baggage: userId=alice,version-route=canary",
+        ],
+    ),
+    (
         "explain-bad-config",
-        &["explain", "-c", "tests/cli-inputs/bad.tc"],
+        &["explain", "-c", "tests/fixtures/cli/bad.tc"],
     ),
     (
         "simulate-users",
         &[
             "simulate",
             "-c",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--users",
             "100000",
         ],
@@ -110,9 +146,9 @@ const GOLDEN: &[(&str, &[&str])] = &[
         &[
             "simulate",
             "-c",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--requests",
-            "tests/cli-inputs/requests.jsonl",
+            "tests/fixtures/cli/requests.jsonl",
             "--json",
         ],
     ),
@@ -127,16 +163,16 @@ fn golden_outputs() {
         let path = Path::new(DIR)
             .join("tests/golden/cli")
             .join(format!("{name}.txt"));
-        golden_files::compare(&path, name, &got, &mut failures);
+        support::golden::compare(&path, name, &got, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn exit_codes() {
-    assert_eq!(run(&["check", "tests/cli-inputs/rules.tc"]).0, 0);
-    assert_eq!(run(&["check", "tests/cli-inputs/bad.tc"]).0, 1);
-    assert_eq!(run(&["check", "tests/cli-inputs/nope.tc"]).0, 2);
+    assert_eq!(run(&["check", "tests/fixtures/cli/rules.tc"]).0, 0);
+    assert_eq!(run(&["check", "tests/fixtures/cli/bad.tc"]).0, 1);
+    assert_eq!(run(&["check", "tests/fixtures/cli/nope.tc"]).0, 2);
     assert_eq!(run(&["frobnicate"]).0, 2);
     let (code, help) = run(&["explain", "--help"]);
     assert_eq!(code, 0);
@@ -163,7 +199,7 @@ fn schema_is_valid_json_and_names_every_key() {
 #[test]
 fn explain_agrees_with_the_routing_table() {
     let table: serde_json::Value =
-        serde_json::from_str(include_str!("cases/routing.json")).unwrap();
+        serde_json::from_str(include_str!("fixtures/routing.json")).unwrap();
     let dir = std::env::temp_dir().join(format!("tc-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.json");
@@ -206,10 +242,7 @@ fn explain_agrees_with_the_routing_table() {
             ));
         }
         if let Some(rule) = case["rule"].as_str() {
-            let by = e["decided_by"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("rule ");
+            let by = e["decided_by"].as_str().unwrap();
             if by != rule {
                 failures.push(format!(
                     "{name}: explain says decided by {by}, table says {rule}"

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-mod golden_files;
+mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_traffic-color");
 const DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -46,7 +46,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "oci://ghcr.io/acme/traffic-color:0.1.0",
             "--sha256",
@@ -63,7 +63,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--name",
             "colors",
             "--namespace",
@@ -159,7 +159,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/bad.tc",
+            "tests/fixtures/cli/bad.tc",
             "--url",
             "oci://r/x:1",
             "--selector",
@@ -172,7 +172,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "oci://r/x:1",
             "--selector",
@@ -187,7 +187,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "ftp://r/x.wasm",
             "--selector",
@@ -200,7 +200,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "registry:5000/x:1",
             "--selector",
@@ -213,7 +213,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "https://files.example.com/x.wasm",
             "--selector",
@@ -226,7 +226,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "oci://r/x:1",
             "--sha256",
@@ -241,7 +241,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "oci://r/x:1",
             "--selector",
@@ -256,7 +256,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "oci://r/x:1",
         ],
@@ -267,7 +267,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/rules.tc",
+            "tests/fixtures/cli/rules.tc",
             "--url",
             "oci://r/x:1",
             "--target-ref",
@@ -280,7 +280,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/nope.tc",
+            "tests/fixtures/cli/nope.tc",
             "--url",
             "oci://r/x:1",
             "--selector",
@@ -303,7 +303,7 @@ fn golden_outputs() {
         got.push_str(&format!(
             "[exit {code}]\n--- stdout\n{out}--- stderr\n{err}"
         ));
-        golden_files::compare(&dir.join(format!("{name}.txt")), name, &got, &mut failures);
+        support::golden::compare(&dir.join(format!("{name}.txt")), name, &got, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -313,7 +313,7 @@ fn exit_codes() {
     let ok = [
         "wasmplugin",
         "--rules",
-        "tests/cli-inputs/rules.tc",
+        "tests/fixtures/cli/rules.tc",
         "--url",
         "oci://r/x:1",
         "--selector",
@@ -321,7 +321,7 @@ fn exit_codes() {
     ];
     assert_eq!(run(&ok, None).0, 0);
     let mut bad = ok.to_vec();
-    bad[2] = "tests/cli-inputs/bad.tc";
+    bad[2] = "tests/fixtures/cli/bad.tc";
     let (code, out, err) = run(&bad, None);
     assert_eq!(code, 1);
     assert!(
@@ -330,7 +330,7 @@ fn exit_codes() {
     );
     assert!(err.contains("rules rejected with 2 errors"), "{err}");
     let mut missing = ok.to_vec();
-    missing[2] = "tests/cli-inputs/nope.tc";
+    missing[2] = "tests/fixtures/cli/nope.tc";
     assert_eq!(run(&missing, None).0, 2);
     assert_eq!(run(&["wasmplugin", "--rules", "x"], None).0, 2);
     let (code, help, _) = run(&["wasmplugin", "--help"], None);
@@ -341,12 +341,12 @@ fn exit_codes() {
 /// The diagnostics are the ones `check` prints for the same file.
 #[test]
 fn diagnostics_are_the_checks() {
-    let (_, check_out, _) = run(&["check", "tests/cli-inputs/bad.tc"], None);
+    let (_, check_out, _) = run(&["check", "tests/fixtures/cli/bad.tc"], None);
     let (_, _, err) = run(
         &[
             "wasmplugin",
             "--rules",
-            "tests/cli-inputs/bad.tc",
+            "tests/fixtures/cli/bad.tc",
             "--url",
             "oci://r/x:1",
             "--selector",

@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+mod support;
 
-use common::{color, color_with, unsigned_token};
+use support::{color, color_with, unsigned_token};
 use traffic_color::config::ClaimTrust;
 use traffic_color::lang::eval::DecidedBy;
 use traffic_color::request::SimpleRequest;
@@ -261,7 +261,7 @@ fn buckets_are_sticky_and_unleash_compatible() {
 #[wasm_bindgen_test(unsupported = test)]
 fn bucket_shares_converge() {
     let rules = r#"match { bucket(header["x-user-id"], "checkout-v2") <= 5 } -> "canary""#;
-    let p = common::program(rules);
+    let p = support::program(rules);
     let n = 20_000;
     let hits = (0..n)
         .filter(|i| {
@@ -314,7 +314,7 @@ fn time_windows_use_the_proxys_clock() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn needs_record_exactly_what_is_read() {
-    let p = common::program(
+    let p = support::program(
         r#"match { header["X-A"] == "1" || header["x-a"] == "2" || query["q"] == "1" } -> "a"
            match { cookie["c"] == "1" && token["r"]["s"] == "1" && path == "/" } -> "b"
            match { bucket(header["uid"], "g") <= 5 && source.ip in ["10.0.0.0/8"] } -> "c""#,
@@ -432,7 +432,7 @@ impl traffic_color::request::RequestSource for Counting {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn fetches_only_what_is_needed_once_and_lazily() {
-    let p = common::program(
+    let p = support::program(
         r#"match { header["a"] == "1" && query["q"] == "1" } -> "x"
            match { header["A"] == "2" || cookie["c"] == "1" || cookie["d"] == "1" } -> "y"
            match { query["r"] == "1" && token["sub"] == "s" && token["n"] == 1 } -> "z"

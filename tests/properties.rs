@@ -1,11 +1,11 @@
-//! Property tests (proptest) for issue 6: the compiler, the evaluator, the decoders and the
-//! color policy on generated input. Native only. `PROPTEST_CASES=N cargo test --test
+//! Property tests (proptest): the compiler, the evaluator, the decoders, the verdict and the way
+//! the filter applies it, on generated input. Native only. `PROPTEST_CASES=N cargo test --test
 //! properties` runs more cases than the default 256 per property.
 
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+mod support;
 
 use base64::Engine;
 use proptest::prelude::*;
@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 use traffic_color::config::{ClaimSource, ClaimTrust, FilterConfig};
 use traffic_color::lang::eval::DecidedBy;
 use traffic_color::lang::{self, Program};
-use traffic_color::propagation::{self, Outcome};
-use traffic_color::request::{RequestFacts, SimpleRequest, cookie, jwt, query};
+use traffic_color::request::{RequestFacts, SimpleRequest, baggage, cookie, jwt, query};
+use traffic_color::verdict::{BaggageEdit, ColorEdit, Counter, Decided, KeptFrom, Proxy, Verdict};
 
 // ------------------------------------------------------------------------------ helpers
 
@@ -251,7 +251,7 @@ fn realistic_request() -> impl Strategy<Value = SimpleRequest> {
         Just("7".to_string()),
         Just(format!(
             "Bearer {}",
-            common::unsigned_token(r#"{"sub":"user-a","groups":["beta"]}"#)
+            support::unsigned_token(r#"{"sub":"user-a","groups":["beta"]}"#)
         )),
         "\\PC{0,12}",
     ];
@@ -270,6 +270,81 @@ fn realistic_request() -> impl Strategy<Value = SimpleRequest> {
             r.source_address = addr.map(str::to_string);
             r.now = now;
             r
+        })
+}
+
+/// A proxy over a header list with Envoy's semantics: setting a header replaces every value,
+/// removing it removes every value. It records what the filter's glue would do to a host.
+#[derive(Debug, Default)]
+struct FakeProxy {
+    headers: Vec<(String, String)>,
+    counted: Vec<String>,
+    refreshed: bool,
+}
+
+impl Proxy for FakeProxy {
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), u32> {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if let Some(v) = value {
+            self.headers.push((name.to_string(), v.to_string()));
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, counter: Counter<'_>) {
+        self.counted.push(format!("{counter:?}"));
+    }
+
+    fn refresh_route(&mut self) {
+        self.refreshed = true;
+    }
+}
+
+fn values(headers: &[(String, String)], name: &str) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// Requests with the color header and `baggage` in every shape a client can send: missing,
+/// repeated, with our member first, last, twice or not at all, and at the size limits.
+fn request_with_colors() -> impl Strategy<Value = SimpleRequest> {
+    let color = prop_oneof![
+        prop::sample::select(vec!["canary", "stable", "blue", "evil", " canary"])
+            .prop_map(str::to_string),
+        "\\PC{0,8}",
+    ];
+    let member = prop_oneof![
+        prop::sample::select(vec![
+            "tc=canary",
+            "tc=blue;p=1",
+            "tc=evil",
+            "a=1",
+            "b=2;q",
+            " ",
+            "tc"
+        ])
+        .prop_map(str::to_string),
+        (0usize..200).prop_map(|n| format!("tc=canary{}", ",x=y".repeat(n))),
+        (8150usize..8200).prop_map(|n| format!("tc=canary,pad={}", "z".repeat(n - 14))),
+    ];
+    (
+        realistic_request(),
+        prop::collection::vec(color, 0..3),
+        prop::collection::vec(prop::collection::vec(member, 0..4), 0..3),
+    )
+        .prop_map(|(mut req, colors, baggages)| {
+            req.headers
+                .retain(|(k, _)| k != "x-version-route" && k != "baggage");
+            for c in colors {
+                req = req.with_header("x-version-route", &c);
+            }
+            for b in baggages {
+                req = req.with_header("baggage", &b.join(","));
+            }
+            req
         })
 }
 
@@ -302,6 +377,79 @@ fn check_diagnostics(source: &str) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(Config::default())]
+
+    /// The filter's edits are the verdict: applied to a proxy, the color header, `baggage`,
+    /// every other header, the counters and the route refresh are exactly what it says.
+    #[test]
+    fn applying_a_verdict_makes_exactly_its_edits(req in request_with_colors()) {
+        for extra in ["{}", r#"{"baggage": "tc"}"#, r#"{"keep": true, "baggage": "tc"}"#, r#"{"keep": true}"#] {
+            let c = realistic(extra);
+            let v = Verdict::for_request(&c, &req, None);
+            let mut proxy = FakeProxy { headers: req.headers.clone(), ..FakeProxy::default() };
+            prop_assert_eq!(v.apply(&c, &mut proxy), Ok(()));
+
+            let color_after = values(&proxy.headers, "x-version-route");
+            let color_before = values(&req.headers, "x-version-route");
+            let want_color: Vec<String> = match v.color_edit {
+                ColorEdit::Leave => color_before.clone(),
+                ColorEdit::Set(t) => vec![t.as_str().to_string()],
+                ColorEdit::Remove => vec![],
+            };
+            prop_assert_eq!(&color_after, &want_color);
+            if v.color_edit != ColorEdit::Leave {
+                prop_assert_eq!(color_after.first().map(String::as_str), v.color.map(|t| t.as_str()));
+            }
+            let baggage_before = values(&req.headers, "baggage");
+            let want_baggage: Vec<String> = match &v.baggage_edit {
+                BaggageEdit::Leave => baggage_before.clone(),
+                BaggageEdit::Set(h) => vec![h.clone()],
+                BaggageEdit::Remove => vec![],
+            };
+            prop_assert_eq!(values(&proxy.headers, "baggage"), want_baggage);
+            let others = |h: &[(String, String)]| -> Vec<(String, String)> {
+                h.iter().filter(|(k, _)| k != "x-version-route" && k != "baggage").cloned().collect()
+            };
+            prop_assert_eq!(others(&proxy.headers), others(&req.headers));
+            let counted: Vec<String> = v.counters().map(|c| format!("{c:?}")).collect();
+            prop_assert_eq!(&proxy.counted, &counted);
+            let changed = v.color_edit != ColorEdit::Leave || v.baggage_edit != BaggageEdit::Leave;
+            prop_assert_eq!(proxy.refreshed, changed);
+
+            // With a baggage key, the member that goes on is ours or none, never the client's.
+            if !c.keep && c.baggage.is_some() {
+                let sent = values(&proxy.headers, "baggage").join(",");
+                let member = baggage::member(&sent, "tc");
+                let ours = if v.baggage_full { None } else { v.color.map(|t| t.as_str().to_string()) };
+                prop_assert_eq!(&member, &ours);
+                let any_tc = sent.split(',').any(|m| {
+                    m.split(';').next().and_then(|kv| kv.split_once('=')).is_some_and(|(k, _)| k.trim() == "tc")
+                });
+                prop_assert_eq!(any_tc, member.is_some() || (v.color.is_some() && !v.baggage_full));
+            }
+        }
+    }
+
+    /// Two hops: an edge (keep off) then a hop with `keep` that sees only what the edge sent on,
+    /// minus the color header (an application that forwards only tracing headers). The hop
+    /// keeps the edge's color or decides itself; it never keeps what the client sent.
+    #[test]
+    fn a_hop_behind_the_edge_keeps_only_the_edges_color(req in request_with_colors()) {
+        let edge = realistic(r#"{"baggage": "tc"}"#);
+        let hop = realistic(r#"{"keep": true, "baggage": "tc"}"#);
+        let v = Verdict::for_request(&edge, &req, None);
+        let mut proxy = FakeProxy { headers: req.headers.clone(), ..FakeProxy::default() };
+        prop_assert_eq!(v.apply(&edge, &mut proxy), Ok(()));
+        let mut next = req.clone();
+        next.headers = proxy.headers.clone();
+        next.headers.retain(|(k, _)| k != "x-version-route");
+        let w = Verdict::for_request(&hop, &next, None);
+        if w.decided == Decided::Kept(KeptFrom::Baggage) {
+            prop_assert!(!v.baggage_full);
+            prop_assert_eq!(w.color, v.color);
+        } else {
+            prop_assert!(v.color.is_none() || v.baggage_full);
+        }
+    }
 
     /// The compiler never panics on arbitrary text, and every diagnostic points inside it.
     #[test]
@@ -387,7 +535,7 @@ proptest! {
         let cache = traffic_color::request::token_cache::TokenCache::new();
         for (mut req, token, now) in reqs {
             if let Some(payload) = token {
-                req = req.with_header("authorization", &format!("Bearer {}", common::unsigned_token(payload)));
+                req = req.with_header("authorization", &format!("Bearer {}", support::unsigned_token(payload)));
                 req.headers.rotate_right(1);
             }
             if let Some(now) = now {
@@ -418,20 +566,15 @@ proptest! {
                 .clone()
                 .with_header("x-version-route", &incoming)
                 .with_header("baggage", &format!("a=b,tc={baggage_value}"));
-            let facts = RequestFacts::new(&sent, &c.program.needs, &c.claims);
-            let (tag, outcome) = propagation::color(
-                &c,
-                Some(&incoming),
-                || Some(format!("a=b,tc={baggage_value}")),
-                &facts,
-            );
+            let v = Verdict::for_request(&c, &sent, None);
+            let (tag, outcome) = (v.color, v.decided);
             let mut clean = req.clone();
             clean.headers.retain(|(k, _)| {
                 !k.eq_ignore_ascii_case("x-version-route") && !k.eq_ignore_ascii_case("baggage")
             });
             let clean_facts = RequestFacts::new(&clean, &c.program.needs, &c.claims);
             let d = c.program.decide(&clean_facts);
-            prop_assert_eq!(outcome, Outcome::Decided(d.by));
+            prop_assert_eq!(outcome, Decided::Rules(d.by));
             prop_assert_eq!(tag.map(|t| t.as_str()), d.tag.map(|t| t.as_str()));
             let t = tag.map(|t| t.as_str());
             prop_assert!(t.is_none_or(|t| tags(&c.program).contains(&t)));
@@ -443,11 +586,12 @@ proptest! {
     fn keep_only_keeps_known_tags(req in realistic_request(), incoming in "\\PC{0,16}",
                                   baggage in "\\PC{0,24}") {
         let c = realistic(r#"{"keep": true, "baggage": "tc"}"#);
-        let facts = RequestFacts::new(&req, &c.program.needs, &c.claims);
-        let (tag, outcome) = propagation::color(&c, Some(&incoming), || Some(baggage.clone()), &facts);
+        let sent = req.clone().with_header("x-version-route", &incoming).with_header("baggage", &baggage);
+        let v = Verdict::for_request(&c, &sent, None);
+        let (tag, outcome) = (v.color, v.decided);
         let known = tags(&c.program);
         prop_assert!(tag.is_none_or(|t| known.contains(&t.as_str())));
-        if outcome == Outcome::KeptHeader {
+        if outcome == Decided::Kept(KeptFrom::Header) {
             prop_assert_eq!(tag.map(|t| t.as_str()), Some(incoming.trim()));
         }
     }
@@ -583,18 +727,20 @@ proptest! {
         key in "[a-z]{1,6}", value in "[a-zA-Z0-9%]{1,8}",
     ) {
         let existing = others.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let merged = propagation::baggage_set(Some(&existing), &key, Some(&value)).unwrap();
+        let merged = baggage::rewrite(Some(&existing), &key, Some(&value));
+        prop_assert!(merged.added);
+        let merged = merged.header;
         prop_assert_eq!(
-            propagation::baggage_get(&merged, &key),
+            baggage::member(&merged, &key),
             traffic_color::request::query::decode_percent(&value).map(std::borrow::Cow::into_owned)
         );
         for (k, v) in &others {
             if *k != key && others.iter().find(|(k2, _)| k2 == k).map(|(_, v2)| v2) == Some(v) {
-                prop_assert_eq!(propagation::baggage_get(&merged, k), Some(v.clone()));
+                prop_assert_eq!(baggage::member(&merged, k), Some(v.clone()));
             }
         }
-        let removed = propagation::baggage_set(Some(&merged), &key, None).unwrap();
-        prop_assert_eq!(propagation::baggage_get(&removed, &key), None);
+        let removed = baggage::rewrite(Some(&merged), &key, None).header;
+        prop_assert_eq!(baggage::member(&removed, &key), None);
     }
 
     /// The config loader never panics on arbitrary (mostly JSON-shaped) bytes.
@@ -635,7 +781,7 @@ proptest! {
             );
         }
         let p = 20;
-        let program = common::program(&format!(
+        let program = support::program(&format!(
             "match {{ bucket(header[\"x-user-id\"], \"{group}\") <= {p} }} -> \"in\""
         ));
         let claims = ClaimSource::of(ClaimTrust::Verified);

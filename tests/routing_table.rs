@@ -1,15 +1,15 @@
-//! The routing table in cases/routing.json, evaluated by the core (natively and in Wasm). The
+//! The routing table in fixtures/routing.json, evaluated by the core (natively and in Wasm). The
 //! end-to-end suite runs the same table through a real Envoy, so the two cannot drift apart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
 use traffic_color::config::FilterConfig;
-use traffic_color::lang::eval::DecidedBy;
-use traffic_color::request::{RequestFacts, SimpleRequest};
+use traffic_color::request::SimpleRequest;
+use traffic_color::verdict::Verdict;
 use wasm_bindgen_test::wasm_bindgen_test;
 
-const TABLE: &str = include_str!("cases/routing.json");
+const TABLE: &str = include_str!("fixtures/routing.json");
 
 #[wasm_bindgen_test(unsupported = test)]
 fn every_case_gets_its_color_from_its_rule() {
@@ -33,14 +33,9 @@ fn every_case_gets_its_color_from_its_rule() {
         for pair in case["headers"].as_array().unwrap() {
             req = req.with_header(pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
         }
-        let facts = RequestFacts::new(&req, &config.program.needs, &config.claims);
-        let decision = config.program.decide(&facts);
-        let got = decision.tag.map(|t| t.as_str());
-        let by = match decision.by {
-            DecidedBy::Rule(n) => n.to_string(),
-            DecidedBy::Default => "default".into(),
-            DecidedBy::Nothing => "none".into(),
-        };
+        let verdict = Verdict::for_request(&config, &req, None);
+        let got = verdict.color.map(|t| t.as_str());
+        let by = verdict.decided.to_string();
         let want = case["expect"].as_str();
         let want_rule = case["rule"].as_str();
         if got != want || want_rule.is_some_and(|r| r != by) {

@@ -5,9 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use traffic_color::propagation::{
-    MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, baggage_get, baggage_set,
-};
+use traffic_color::request::baggage;
 use traffic_color::request::header_map::HeaderMap;
 use traffic_color::request::{cookie, jwt, metadata, query};
 
@@ -80,24 +78,28 @@ fuzz_target!(|input: Input<'_>| {
         assert!(claims.is_object());
     }
 
-    // Baggage: bounded output; what was set reads back.
-    let _ = baggage_get(input.text, input.key);
-    let set = baggage_set(Some(input.text), input.key, input.value);
-    if let Some(merged) = &set {
-        assert!(merged.len() <= MAX_BAGGAGE_BYTES || input.text.trim().is_empty());
-        let ours_has_comma =
-            input.key.contains(',') || input.value.is_some_and(|v| v.contains(','));
-        assert!(
-            merged.split(',').count() <= MAX_BAGGAGE_MEMBERS
-                || input.text.trim().is_empty()
-                || ours_has_comma
-        );
-        if is_token(input.key) && !merged.is_empty() {
-            let want = input.value.filter(|v| is_token(v)).map(str::to_string);
-            if input.value.is_none_or(is_token) {
-                assert_eq!(baggage_get(merged, input.key), want, "{merged:?}");
-            }
+    // Baggage: no member with our key survives unless it is ours; what was added reads back.
+    let _ = baggage::member(input.text, input.key);
+    let out = baggage::rewrite(Some(input.text), input.key, input.value);
+    if is_token(input.key) && input.value.is_none_or(is_token) {
+        let has_key = |h: &str| {
+            h.split(',').any(|m| {
+                m.split(';')
+                    .next()
+                    .and_then(|kv| kv.split_once('='))
+                    .is_some_and(|(k, _)| k.trim() == input.key)
+            })
+        };
+        assert_eq!(has_key(&out.header), out.added, "{:?}", out.header);
+        if out.added {
+            assert!(out.header.len() <= baggage::MAX_BYTES);
+            assert_eq!(
+                baggage::member(&out.header, input.key).as_deref(),
+                input.value,
+                "{:?}",
+                out.header
+            );
         }
     }
-    let _ = baggage_set(None, input.key, input.value);
+    let _ = baggage::rewrite(None, input.key, input.value);
 });

@@ -1,6 +1,7 @@
 //! Evaluation on arbitrary requests against a fixed program that uses every source and
-//! operator: decide never panics, explain agrees with decide, and with `keep` off the color is
-//! always the rules' choice (never a client-sent value the rules did not produce).
+//! operator: decide never panics, explain agrees with decide, and with `keep` off the verdict's
+//! color is always the rules' choice (never a client-sent value the rules did not produce), and
+//! the baggage sent on never carries a color member that is not ours.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -8,8 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use traffic_color::config::FilterConfig;
 use traffic_color::lang::eval::DecidedBy;
-use traffic_color::propagation::{self, Outcome};
-use traffic_color::request::{RequestFacts, SimpleRequest};
+use traffic_color::request::{RequestFacts, SimpleRequest, baggage};
+use traffic_color::verdict::{BaggageEdit, Decided, Verdict};
 
 const RULES: &str = r#"
 # testers and internal staff always get the canary
@@ -117,14 +118,26 @@ fuzz_target!(|input: Input<'_>| {
         let _ = explanation.render();
 
         // keep is off: whatever arrives in the color header or baggage, the rules decide.
-        let facts = RequestFacts::new(&req, &program.needs, &config.claims);
-        let (tag, outcome) = propagation::color(
-            config,
-            input.incoming,
-            || input.baggage.map(str::to_string),
-            &facts,
-        );
-        assert_eq!(outcome, Outcome::Decided(decision.by));
-        assert_eq!(tag, decision.tag);
+        let mut sent = req.clone();
+        if let Some(c) = input.incoming {
+            sent.headers.push(("x-version-route".into(), c.into()));
+        }
+        if let Some(b) = input.baggage {
+            sent.headers.push(("baggage".into(), b.into()));
+        }
+        let verdict = Verdict::for_request(config, &sent, None);
+        let clean = Verdict::for_request(config, &req, None);
+        assert_eq!(verdict.decided, Decided::Rules(decision.by));
+        if !sent.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("x-version-route") || k.eq_ignore_ascii_case("baggage")) {
+            assert_eq!(verdict, clean);
+        }
+        assert_eq!(verdict.color, decision.tag);
+        if let BaggageEdit::Set(sent_on) = &verdict.baggage_edit {
+            let ours = (!verdict.baggage_full).then_some(verdict.color).flatten();
+            assert_eq!(
+                baggage::member(sent_on, "tc").as_deref(),
+                ours.map(|t| t.as_str())
+            );
+        }
     }
 });

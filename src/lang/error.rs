@@ -243,3 +243,35 @@ pub(crate) fn report(errors: &mut Vec<Diagnostic>, d: Diagnostic) {
 pub fn render_all(diagnostics: &[Diagnostic], source: &str) -> String {
     diagnostics.iter().map(|d| d.render(source)).collect()
 }
+
+/// Makes collected diagnostics into the report a user reads: each tagged with its rule (the
+/// last rule start at or before it), echoes dropped, sorted by position, duplicates removed,
+/// and a closing note when the cap was reached.
+pub(crate) fn tidy(errors: &mut Vec<Diagnostic>, source: &str, rule_starts: &[usize]) {
+    for e in errors.iter_mut() {
+        let n = rule_starts.partition_point(|&s| s <= e.span.start);
+        e.rule = (n > 0).then_some(n);
+    }
+    // An unterminated string swallows the rest of its line, so syntax errors the parser then
+    // finds on that line are echoes of it, not news.
+    let unterminated: Vec<usize> = errors
+        .iter()
+        .filter(|e| e.kind == ErrorKind::UnterminatedString)
+        .map(|e| e.position(source).0)
+        .collect();
+    errors.retain(|e| {
+        !matches!(e.kind, ErrorKind::Expected { .. })
+            || !unterminated.contains(&e.position(source).0)
+    });
+    errors.sort_by_key(|e| (e.span.start, e.span.end));
+    errors.dedup();
+    if errors.len() >= super::limits::MAX_DIAGNOSTICS {
+        let at = errors.last().map_or(Span::new(0, 0), |e| e.span);
+        errors.push(Diagnostic::new(
+            ErrorKind::TooManyErrors {
+                limit: super::limits::MAX_DIAGNOSTICS,
+            },
+            at,
+        ));
+    }
+}

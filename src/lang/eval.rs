@@ -31,6 +31,16 @@ pub enum DecidedBy {
     Nothing,
 }
 
+impl std::fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecidedBy::Rule(n) => write!(f, "rule {n}"),
+            DecidedBy::Default => f.write_str("default"),
+            DecidedBy::Nothing => f.write_str("none"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision<'p> {
     pub tag: Option<&'p Tag>,

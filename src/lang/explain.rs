@@ -71,11 +71,11 @@ impl Program {
                 break;
             }
         }
-        let (decided_by, rule) = match decision.by {
-            DecidedBy::Rule(n) => (format!("rule {n}"), Some(n)),
-            DecidedBy::Default => ("default".to_string(), None),
-            DecidedBy::Nothing => ("none".to_string(), None),
+        let rule = match decision.by {
+            DecidedBy::Rule(n) => Some(n),
+            DecidedBy::Default | DecidedBy::Nothing => None,
         };
+        let decided_by = decision.by.to_string();
         Explanation {
             color: decision.tag.map(|t| t.as_str().to_string()),
             decided_by,
@@ -171,22 +171,9 @@ fn show(seen: Option<Seen<'_>>) -> String {
 }
 
 impl Explanation {
-    /// The human-readable form printed by `traffic-color explain`.
+    /// The human-readable form: the trace, then the color.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        for r in &self.rules {
-            let name = r
-                .name
-                .as_ref()
-                .map_or(String::new(), |n| format!(" \"{n}\""));
-            let _ = writeln!(out, "rule {}{name} (line {}): {}", r.rule, r.line, r.source);
-            match &r.condition {
-                None => {
-                    let _ = writeln!(out, "  skipped: outside its time window");
-                }
-                Some(c) => render_step(c, 1, &mut out),
-            }
-        }
+        let mut out = render_rules(&self.rules);
         let color = self
             .color
             .as_ref()
@@ -194,6 +181,25 @@ impl Explanation {
         let _ = writeln!(out, "=> color {color}, decided by {}", self.decided_by);
         out
     }
+}
+
+/// Each rule evaluated, with every condition's result and the value it saw.
+pub fn render_rules(rules: &[RuleTrace]) -> String {
+    let mut out = String::new();
+    for r in rules {
+        let name = r
+            .name
+            .as_ref()
+            .map_or(String::new(), |n| format!(" \"{n}\""));
+        let _ = writeln!(out, "rule {}{name} (line {}): {}", r.rule, r.line, r.source);
+        match &r.condition {
+            None => {
+                let _ = writeln!(out, "  skipped: outside its time window");
+            }
+            Some(c) => render_step(c, 1, &mut out),
+        }
+    }
+    out
 }
 
 fn render_step(s: &Step, depth: usize, out: &mut String) {

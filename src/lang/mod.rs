@@ -38,32 +38,7 @@ pub fn compile(source: &str) -> Result<Program, Vec<Diagnostic>> {
             .filter(|t| matches!(&t.tok, lexer::Tok::Ident(w) if w == "match" || w == "default"))
             .map(|t| t.span.start)
             .collect();
-        for e in &mut errors {
-            let n = starts.partition_point(|&s| s <= e.span.start);
-            e.rule = (n > 0).then_some(n);
-        }
-        // An unterminated string swallows the rest of its line, so syntax errors the parser
-        // then finds on that line are echoes of it, not news.
-        let unterminated: Vec<usize> = errors
-            .iter()
-            .filter(|e| e.kind == ErrorKind::UnterminatedString)
-            .map(|e| e.position(source).0)
-            .collect();
-        errors.retain(|e| {
-            !matches!(e.kind, ErrorKind::Expected { .. })
-                || !unterminated.contains(&e.position(source).0)
-        });
-        errors.sort_by_key(|e| (e.span.start, e.span.end));
-        errors.dedup();
-        if errors.len() >= limits::MAX_DIAGNOSTICS {
-            let at = errors.last().map_or(span::Span::new(0, 0), |e| e.span);
-            errors.push(Diagnostic::new(
-                ErrorKind::TooManyErrors {
-                    limit: limits::MAX_DIAGNOSTICS,
-                },
-                at,
-            ));
-        }
+        error::tidy(&mut errors, source, &starts);
         errors
     })
 }

@@ -1,6 +1,13 @@
 //! RFC 3339 instants for rule windows. Small enough to write out rather than pull a date crate
 //! into the .wasm: only the full `date-time` form with `Z` or a numeric offset is accepted.
 
+/// Unix nanoseconds, the clock every rule window is compared on; `None` before 1970 or after
+/// 2262 (past `i64`), where no window can be decided.
+pub fn unix_nanos(t: std::time::SystemTime) -> Option<i64> {
+    let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_nanos()).ok()
+}
+
 /// Unix time in nanoseconds of an RFC 3339 `date-time`, e.g. `2026-12-01T09:00:00+01:00`.
 pub fn parse_rfc3339(s: &str) -> Result<i64, &'static str> {
     let b = s.as_bytes();

@@ -1,6 +1,7 @@
 //! Turns what the host says about a request into the facts a program reads: lazily, once each,
 //! and only what the program needs. Malformed input becomes an absent value, never an error.
 
+pub mod baggage;
 pub mod cookie;
 pub mod header_map;
 pub mod jwt;

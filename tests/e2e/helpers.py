@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = REPO / "tests" / "cases" / "routing.json"
+CASES = REPO / "tests" / "fixtures" / "routing.json"
 
 
 # ------------------------------------------------------------------------------ murmur3

@@ -1,4 +1,4 @@
-"""Every case of tests/cases/routing.json through the real Envoy, plus inputs JSON can't carry."""
+"""Every case of tests/fixtures/routing.json through the real Envoy, plus inputs JSON can't carry."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def test_table_starts_with_the_shipped_rules():
     lines = shipped.splitlines(keepends=True)
     assert lines[-1].startswith("default"), "envoy.yaml's rules should end with the default rule"
     table = TABLE["config"]["rules"]
-    assert table.startswith("".join(lines[:-1])), "tests/cases/routing.json drifted from envoy.yaml"
+    assert table.startswith("".join(lines[:-1])), "tests/fixtures/routing.json drifted from envoy.yaml"
     assert table.endswith(lines[-1]), "the table must keep envoy.yaml's default rule last"
     shipped_cfg = envoy_config.filter_config(envoy_config.load())
     assert {k: v for k, v in TABLE["config"].items() if k != "rules"} == \

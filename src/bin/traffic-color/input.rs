@@ -106,10 +106,7 @@ impl RequestArgs {
                 traffic_color::lang::time::parse_rfc3339(t)
                     .map_err(|e| format!("--at `{t}`: {e}"))?,
             ),
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()
-                .and_then(|d| i64::try_from(d.as_nanos()).ok()),
+            None => traffic_color::lang::time::unix_nanos(std::time::SystemTime::now()),
         };
         Ok(req)
     }

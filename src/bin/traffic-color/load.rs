@@ -1,11 +1,13 @@
 //! Reading what the user points the tool at: a JSON config, or a bare rules file.
 
 use std::path::Path;
-use traffic_color::config::{ClaimSource, ConfigError, FilterConfig};
+use traffic_color::config::{ConfigError, FilterConfig};
 
 /// A config plus the text its rules came from (for diagnostics and explanations).
 pub struct Loaded {
     pub config: FilterConfig,
+    /// The file's text, to compile again with other settings.
+    pub text: String,
 }
 
 /// A file's contents: `-` is standard input.
@@ -33,11 +35,5 @@ pub fn config_from_text(text: &str) -> Result<FilterConfig, ConfigError> {
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let text = read(path)?;
     let config = config_from_text(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Loaded { config })
-}
-
-impl Loaded {
-    pub fn claims(&self) -> &ClaimSource {
-        &self.config.claims
-    }
+    Ok(Loaded { config, text })
 }

@@ -1,6 +1,8 @@
 //! Shared helpers for the native and Wasm test binaries.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use traffic_color::config::{ClaimSource, ClaimTrust, FilterConfig};
 use traffic_color::lang::eval::DecidedBy;
 use traffic_color::request::{RequestFacts, SimpleRequest};
@@ -30,13 +32,10 @@ pub fn color(rules: &str, req: &SimpleRequest) -> Option<String> {
     color_with(rules, ClaimTrust::Unverified, req).0
 }
 
-/// A config's decision for `req`, as the filter would make it.
+/// The color a config's verdict gives `req`, as the filter would set it.
 pub fn config_color(config: &FilterConfig, req: &SimpleRequest) -> Option<String> {
-    let facts = RequestFacts::new(req, &config.program.needs, &config.claims);
-    config
-        .program
-        .decide(&facts)
-        .tag
+    traffic_color::verdict::Verdict::for_request(config, req, None)
+        .color
         .map(|t| t.as_str().to_string())
 }
 

@@ -1,0 +1,208 @@
+//! Every call this filter makes into the proxy, as the raw ABI, with the host's status returned
+//! instead of trusted. The SDK's `hostcalls` panic on any status they do not expect, and a panic
+//! in a request callback fails that request and, by default, every later one on the worker: so no
+//! answer a host gives may panic here. A non-zero status is an `Err`, and callers treat it as
+//! "absent" or log it.
+
+use proxy_wasm::types::{BufferType, MapType, MetricType};
+
+/// The host's status code (0 is Ok, 1 NotFound, 2 BadArgument, … as proxy-wasm numbers them).
+pub type Status = u32;
+
+unsafe extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        return_results_data: *mut *mut u8,
+        return_results_size: *mut usize,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+}
+
+/// Takes back a buffer the host filled. The host allocates it through this module's
+/// `proxy_on_memory_allocate` (the SDK's: `Vec::with_capacity(size)`, then forgotten), so a
+/// `Vec` of exactly that size owns it again; a null pointer means nothing was handed over.
+fn take(status: u32, data: *mut u8, size: usize) -> Result<Option<Vec<u8>>, Status> {
+    if status != 0 {
+        return Err(status);
+    }
+    if data.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: see above; the pointer and size are the ones the host wrote for this call.
+    Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) }))
+}
+
+/// Writes a log line; a host that refuses it has nowhere else to say so.
+pub fn log(level: proxy_wasm::types::LogLevel, message: &str) {
+    // SAFETY: pointer and length of a live &str.
+    unsafe {
+        proxy_log(level as u32, message.as_ptr(), message.len());
+    }
+}
+
+pub fn now_nanos() -> Result<u64, Status> {
+    let mut t = 0u64;
+    // SAFETY: the host writes one u64 into `t`.
+    match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
+        0 => Ok(t),
+        status => Err(status),
+    }
+}
+
+pub fn plugin_configuration() -> Result<Option<Vec<u8>>, Status> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: the host writes a buffer pointer and length, see `take`.
+    let status = unsafe {
+        proxy_get_buffer_bytes(
+            BufferType::PluginConfiguration as u32,
+            0,
+            usize::MAX,
+            &mut data,
+            &mut size,
+        )
+    };
+    take(status, data, size)
+}
+
+/// The request's header map, serialized (proxy-wasm's pairs encoding), in one call; the SDK's
+/// `get_map_bytes` would copy every pair into two new allocations, the caller indexes it in place.
+pub fn request_header_pairs() -> Result<Option<Vec<u8>>, Status> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: the host writes a buffer pointer and length, see `take`.
+    let status = unsafe {
+        proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size)
+    };
+    take(status, data, size)
+}
+
+/// The first value of a header; `Ok(None)` when absent (NotFound is absence, not an error).
+pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: `name` is a live &str; the host writes a buffer pointer and length, see `take`.
+    let status = unsafe {
+        proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    match status {
+        1 => Ok(None),
+        _ => take(status, data, size),
+    }
+}
+
+/// Replaces every value of a header by `value`, or removes them all for `None`.
+pub fn set_header(map: MapType, name: &str, value: Option<&str>) -> Result<(), Status> {
+    // SAFETY: pointers and lengths of live &strs.
+    let status = unsafe {
+        match value {
+            Some(v) => proxy_replace_header_map_value(
+                map as u32,
+                name.as_ptr(),
+                name.len(),
+                v.as_ptr(),
+                v.len(),
+            ),
+            None => proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()),
+        }
+    };
+    match status {
+        0 => Ok(()),
+        status => Err(status),
+    }
+}
+
+/// A property by path (`["source", "address"]`); `Ok(None)` when the host has none.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
+    let path = path.join("\0");
+    let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: `path` is live; the host writes a buffer pointer and length, see `take`.
+    let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+    match status {
+        1 => Ok(None),
+        _ => take(status, data, size),
+    }
+}
+
+/// Calls a host extension by name with no arguments; its results are dropped.
+pub fn call_foreign(name: &str) -> Result<(), Status> {
+    let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: `name` is live; the host may hand back a result buffer, see `take`.
+    let status = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            std::ptr::null(),
+            0,
+            &mut data,
+            &mut size,
+        )
+    };
+    take(status, data, size).map(drop)
+}
+
+pub fn define_counter(name: &str) -> Result<u32, Status> {
+    let mut id = 0u32;
+    // SAFETY: `name` is live; the host writes one u32 into `id`.
+    let status = unsafe {
+        proxy_define_metric(
+            MetricType::Counter as u32,
+            name.as_ptr(),
+            name.len(),
+            &mut id,
+        )
+    };
+    match status {
+        0 => Ok(id),
+        status => Err(status),
+    }
+}
+
+pub fn increment(id: u32) -> Result<(), Status> {
+    // SAFETY: no pointers.
+    match unsafe { proxy_increment_metric(id, 1) } {
+        0 => Ok(()),
+        status => Err(status),
+    }
+}

@@ -1,0 +1,316 @@
+//! The proxy-wasm glue, the only code that talks to the host: the root context compiles the
+//! config once; each request's context reads the host, asks [`Verdict::for_request`] what to do,
+//! applies it and logs. Every host call goes through [`host`], which returns the host's status
+//! rather than panicking on one it did not expect.
+
+mod host;
+
+use crate::config::{ClaimTrust, FilterConfig};
+use crate::lang::eval::DecidedBy;
+use crate::metrics;
+use crate::request::RequestSource;
+use crate::request::header_map::HeaderMap;
+use crate::request::token_cache::TokenCache;
+use crate::verdict::{Counter, Decided, Proxy, Verdict};
+use log::{debug, error, info, warn};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    install_logger();
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(FilterRoot { active: None }) });
+}}
+
+/// Log lines go to the host through [`host::log`], which never panics (the SDK's logger
+/// unwraps the host's answer); a panic is logged at Critical before the VM traps.
+struct HostLogger;
+
+impl log::Log for HostLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        let level = match record.level() {
+            log::Level::Trace => LogLevel::Trace,
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Error => LogLevel::Error,
+        };
+        host::log(level, &record.args().to_string());
+    }
+
+    fn flush(&self) {}
+}
+
+fn install_logger() {
+    static LOGGER: HostLogger = HostLogger;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Trace);
+        std::panic::set_hook(Box::new(|panic| {
+            host::log(LogLevel::Critical, &panic.to_string());
+        }));
+    }
+}
+
+struct FilterRoot {
+    active: Option<Rc<Active>>,
+}
+
+/// What every request of this VM shares: the compiled config and its counters.
+struct Active {
+    config: FilterConfig,
+    counters: metrics::Ids,
+    bulk_headers: bool,
+    /// Decoded tokens of this worker's recent requests (`jwt.trust: unverified`).
+    tokens: TokenCache,
+}
+
+fn bump_new(name: &str) {
+    if let Ok(id) = host::define_counter(name) {
+        let _ = host::increment(id);
+    }
+}
+
+impl Context for FilterRoot {}
+
+impl RootContext for FilterRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = match host::plugin_configuration() {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(status) => {
+                error!("traffic-color: cannot read the plugin configuration: status {status}");
+                return false;
+            }
+        };
+        let config = match FilterConfig::from_json(&bytes) {
+            Ok(config) => config,
+            Err(e) => {
+                bump_new(&metrics::config_rejections());
+                error!("traffic-color: configuration rejected: {e}");
+                return false;
+            }
+        };
+        let names = metrics::Names::for_program(&config.program);
+        let Some(counters) = metrics::Ids::define(&names, |n| host::define_counter(n).ok()) else {
+            error!("traffic-color: cannot define metrics");
+            return false;
+        };
+        bump_new(&metrics::config_loads());
+        info!(
+            "traffic-color: loaded {} rules{}, color header `{}`",
+            config.program.rules.len(),
+            if config.program.default.is_some() {
+                " and a default"
+            } else {
+                ""
+            },
+            config.header.as_str()
+        );
+        if config.claims.trust() == ClaimTrust::Unverified {
+            warn!(
+                "traffic-color: jwt trust is `unverified`: token claims are read WITHOUT checking signatures; only run this behind a hop that verified the token"
+            );
+        }
+        let bulk_headers = bulk_headers(&config);
+        self.active = Some(Rc::new(Active {
+            config,
+            counters,
+            bulk_headers,
+            tokens: TokenCache::new(),
+        }));
+        true
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    /// Never `None`: the SDK panics on it, and a panic fails the request. Without an accepted
+    /// configuration (hosts normally refuse such a plugin) a request passes uncolored, with
+    /// the default color header stripped all the same.
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(match self.active.clone() {
+            Some(active) => Box::new(FilterStream {
+                id: context_id,
+                active,
+                decided: Decided::Rules(DecidedBy::Nothing),
+            }),
+            None => Box::new(Unconfigured),
+        })
+    }
+}
+
+/// One request (an HTTP stream) under the active config.
+struct FilterStream {
+    id: u32,
+    active: Rc<Active>,
+    /// For the debug response header.
+    decided: Decided,
+}
+
+impl Context for FilterStream {}
+
+/// The verdict's writes, through the host.
+struct HostWrites<'a> {
+    counters: &'a metrics::Ids,
+}
+
+impl Proxy for HostWrites<'_> {
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), u32> {
+        host::set_header(MapType::HttpRequestHeaders, name, value)
+    }
+
+    fn count(&mut self, counter: Counter<'_>) {
+        if let Some(id) = self.counters.of(counter) {
+            let _ = host::increment(id);
+        }
+    }
+
+    /// Envoy 1.40 re-selects the route by itself after a header change; older hosts or configs
+    /// with the refresh off need the explicit call, and some hosts lack it.
+    fn refresh_route(&mut self) {
+        let _ = host::call_foreign("clear_route_cache");
+    }
+}
+
+impl HttpContext for FilterStream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let active = Rc::clone(&self.active);
+        let config = &active.config;
+        let request = HostRequest::new(active.bulk_headers);
+        let verdict = Verdict::for_request(config, &request, Some(&active.tokens));
+        self.decided = verdict.decided;
+        let mut writes = HostWrites {
+            counters: &active.counters,
+        };
+        if let Err(e) = verdict.apply(config, &mut writes) {
+            warn!("#{} cannot set {}: status {}", self.id, e.header, e.status);
+        }
+        if verdict.baggage_full {
+            debug!(
+                "#{} baggage is full: forwarded without a color member",
+                self.id
+            );
+        }
+        debug!(
+            "#{} {}: {} ({})",
+            self.id,
+            config.header.as_str(),
+            verdict.color.map_or("<unset>", |t| t.as_str()),
+            verdict.decided
+        );
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(debug_header) = &self.active.config.debug_header {
+            let value = self.decided.to_string();
+            let name = debug_header.as_str();
+            if let Err(status) = host::set_header(MapType::HttpResponseHeaders, name, Some(&value))
+            {
+                warn!("#{} cannot set {name}: status {status}", self.id);
+            }
+        }
+        Action::Continue
+    }
+}
+
+struct Unconfigured;
+
+impl Context for Unconfigured {}
+
+impl HttpContext for Unconfigured {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let _ = host::set_header(
+            MapType::HttpRequestHeaders,
+            crate::config::DEFAULT_HEADER,
+            None,
+        );
+        Action::Continue
+    }
+}
+
+/// The current request as seen through host calls; a failed call reads as absent.
+struct HostRequest {
+    /// Read every header in one host call and look them up here, rather than one call each.
+    bulk: bool,
+    all: OnceCell<HeaderMap>,
+}
+
+impl HostRequest {
+    fn new(bulk: bool) -> Self {
+        HostRequest {
+            bulk,
+            all: OnceCell::new(),
+        }
+    }
+
+    fn all(&self) -> &HeaderMap {
+        self.all.get_or_init(|| {
+            HeaderMap::parse(
+                host::request_header_pairs()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            )
+        })
+    }
+}
+
+/// Each host call crosses the Wasm boundary (about a microsecond in V8); the header map costs
+/// one call however many headers a program reads. One or two single reads are cheaper than the
+/// whole map, so the map is fetched when a request needs more than this many reads, or needs
+/// it anyway (cookies and baggage, which may span several headers).
+const BULK_AFTER_READS: usize = 3;
+
+/// Whether requests under `config` should read the header map in one call.
+fn bulk_headers(config: &FilterConfig) -> bool {
+    let needs = &config.program.needs;
+    let reads = 1 // the incoming color header
+        + needs.headers.len()
+        + usize::from(needs.path || !needs.queries.is_empty())
+        + usize::from(needs.method)
+        + usize::from(needs.host)
+        + usize::from(!needs.claims.is_empty() && config.claims.trust() == ClaimTrust::Unverified);
+    !needs.cookies.is_empty() || config.baggage.is_some() || reads > BULK_AFTER_READS
+}
+
+impl RequestSource for HostRequest {
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        if self.bulk {
+            return std::str::from_utf8(self.all().get(name)?)
+                .ok()
+                .map(Cow::Borrowed);
+        }
+        let bytes = host::header(MapType::HttpRequestHeaders, name).ok()??;
+        String::from_utf8(bytes).ok().map(Cow::Owned)
+    }
+
+    fn header_values(&self, name: &str) -> Vec<Cow<'_, str>> {
+        // Envoy's single-value getter returns the first value only.
+        self.all()
+            .all(name)
+            .filter_map(|v| std::str::from_utf8(v).ok().map(Cow::Borrowed))
+            .collect()
+    }
+
+    fn source_address(&self) -> Option<String> {
+        let bytes = host::property(&["source", "address"]).ok()??;
+        String::from_utf8(bytes).ok()
+    }
+
+    fn verified_claims(&self, namespace: &str, key: &str) -> Option<serde_json::Value> {
+        let metadata = host::property(&["metadata"]).ok()??;
+        crate::request::metadata::verified_claims(&metadata, namespace, key)
+    }
+
+    fn now(&self) -> Option<i64> {
+        let nanos = host::now_nanos().ok()?;
+        i64::try_from(nanos).ok()
+    }
+}
