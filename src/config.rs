@@ -118,9 +118,104 @@ impl HeaderName {
         &self.0
     }
 
-    /// The name given for config key `key`, or the error naming that key.
-    fn for_key(key: &'static str, value: String) -> Result<HeaderName, ConfigError> {
-        HeaderName::parse(&value).ok_or(ConfigError::HeaderName { key, value })
+    /// The name given for config key `key` (found at `at`), or the error naming that key.
+    fn for_key(key: &'static str, value: String, at: At) -> Result<HeaderName, ConfigError> {
+        match HeaderName::parse(&value) {
+            Some(name) => Ok(name),
+            None => Err(ConfigError::HeaderName { key, value, at }),
+        }
+    }
+
+    /// A header the filter may write on every request (`header`) or response (`debug_header`):
+    /// not one that frames the message, carries credentials or the authority, is set by proxies
+    /// for others to trust, carries the trace, or belongs to Envoy.
+    fn writable(
+        key: &'static str,
+        value: String,
+        at: At,
+        response: bool,
+    ) -> Result<HeaderName, ConfigError> {
+        let name = HeaderName::for_key(key, value.clone(), at)?;
+        match reserved(name.as_str(), response) {
+            Some(why) => Err(ConfigError::ReservedHeader {
+                key,
+                value,
+                why,
+                at,
+            }),
+            None => Ok(name),
+        }
+    }
+}
+
+/// Why the filter must never write header `name` (lower-case), or `None` when it may.
+fn reserved(name: &str, response: bool) -> Option<&'static str> {
+    const FRAMING: &[&str] = &[
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "expect",
+    ];
+    const IDENTITY: &[&str] = &[
+        "host",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ];
+    const FORWARDING: &[&str] = &[
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-client-cert",
+        "forwarded",
+        "x-real-ip",
+        "via",
+    ];
+    const TRACING: &[&str] = &[
+        "baggage",
+        "traceparent",
+        "tracestate",
+        "x-request-id",
+        "b3",
+        "x-cloud-trace-context",
+    ];
+    const RESPONSE: &[&str] = &[
+        "location",
+        "www-authenticate",
+        "proxy-authenticate",
+        "cache-control",
+        "vary",
+        "etag",
+        "expires",
+        "date",
+        "server",
+        "strict-transport-security",
+        "content-security-policy",
+        "retry-after",
+    ];
+    if FRAMING.contains(&name) {
+        Some("it frames the HTTP message; overwriting it breaks requests")
+    } else if IDENTITY.contains(&name) {
+        Some("it carries the request's authority or credentials")
+    } else if FORWARDING.contains(&name) {
+        Some("proxies set it and other filters and upstreams trust it")
+    } else if TRACING.contains(&name) || name.starts_with("x-b3-") || name.starts_with("x-ot-") {
+        Some("it carries the trace context (use `baggage` to carry the color in baggage)")
+    } else if name.starts_with("x-envoy-") {
+        Some("Envoy owns the x-envoy- headers and may act on them")
+    } else if response && (RESPONSE.contains(&name) || name.starts_with("access-control-")) {
+        Some("clients and caches act on this response header")
+    } else {
+        None
     }
 }
 
@@ -140,6 +235,19 @@ pub struct FilterConfig {
     pub rules: String,
 }
 
+/// A line and column (1-based) in the JSON config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
 #[derive(Debug)]
 pub enum ConfigError {
     Empty,
@@ -151,11 +259,21 @@ pub enum ConfigError {
     HeaderName {
         key: &'static str,
         value: String,
+        at: At,
+    },
+    /// A header the filter would write, but that carries the request's framing, credentials,
+    /// forwarding or tracing: owning it would break requests or open a hole.
+    ReservedHeader {
+        key: &'static str,
+        value: String,
+        why: &'static str,
+        at: At,
     },
     /// A `jwt` key that only means something under the other trust level.
     JwtKey {
         key: &'static str,
         trust: &'static str,
+        at: At,
     },
     Rules {
         source: String,
@@ -168,7 +286,7 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Empty => write!(
                 f,
-                "no configuration: expected JSON like {{\"rules\": \"default -> \\\"stable\\\"\"}}"
+                "no configuration at line 1, column 1: expected JSON like {{\"rules\": \"default -> \\\"stable\\\"\"}}"
             ),
             ConfigError::Json {
                 line,
@@ -178,14 +296,25 @@ impl fmt::Display for ConfigError {
                 f,
                 "invalid config JSON at line {line}, column {column}: {message}"
             ),
-            ConfigError::HeaderName { key, value } => write!(
+            ConfigError::HeaderName { key, value, at } => write!(
                 f,
-                "invalid `{key}` \"{}\": use letters, digits, `-`, `_` or `.`",
+                "invalid `{key}` \"{}\" at {at}: use letters, digits, `-`, `_` or `.`",
                 crate::lang::error::escape(value)
             ),
-            ConfigError::JwtKey { key, trust } => {
-                write!(f, "`jwt.{key}` applies only with `\"trust\": \"{trust}\"`")
-            }
+            ConfigError::ReservedHeader {
+                key,
+                value,
+                why,
+                at,
+            } => write!(
+                f,
+                "`{key}` \"{}\" at {at} cannot be the filter's: {why}",
+                crate::lang::error::escape(value)
+            ),
+            ConfigError::JwtKey { key, trust, at } => write!(
+                f,
+                "`jwt.{key}` at {at} applies only with `\"trust\": \"{trust}\"`"
+            ),
             ConfigError::Rules {
                 source,
                 diagnostics,
@@ -204,13 +333,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn claim_source(jwt: RawJwt) -> Result<ClaimSource, ConfigError> {
+fn claim_source(jwt: RawJwt, at: &impl Fn(&[&str]) -> At) -> Result<ClaimSource, ConfigError> {
     match jwt.trust {
         ClaimTrust::Verified => {
             if jwt.from.is_some() {
                 return Err(ConfigError::JwtKey {
                     key: "from",
                     trust: "unverified",
+                    at: at(&["jwt", "from"]),
                 });
             }
             Ok(ClaimSource::Verified {
@@ -232,21 +362,22 @@ fn claim_source(jwt: RawJwt) -> Result<ClaimSource, ConfigError> {
                 return Err(ConfigError::JwtKey {
                     key,
                     trust: "verified",
+                    at: at(&["jwt", key]),
                 });
             }
             let from = match jwt.from {
                 None => TokenFrom::Header(HeaderName("authorization".to_string())),
-                Some(RawTokenFrom::Header(h)) => {
-                    TokenFrom::Header(HeaderName::parse(&h).ok_or(ConfigError::HeaderName {
-                        key: "jwt.from.header",
-                        value: h,
-                    })?)
-                }
+                Some(RawTokenFrom::Header(h)) => TokenFrom::Header(HeaderName::for_key(
+                    "jwt.from.header",
+                    h,
+                    at(&["jwt", "from", "header"]),
+                )?),
                 Some(RawTokenFrom::Cookie(c)) if !c.is_empty() => TokenFrom::Cookie(c),
                 Some(RawTokenFrom::Cookie(c)) => {
                     return Err(ConfigError::HeaderName {
                         key: "jwt.from.cookie",
                         value: c,
+                        at: at(&["jwt", "from", "cookie"]),
                     });
                 }
             };
@@ -270,16 +401,29 @@ impl FilterConfig {
                 .unwrap_or("")
                 .to_string(),
         })?;
-        let header = HeaderName::for_key("header", raw.header)?;
+        let at = |path: &[&str]| json_position(bytes, path);
+        let header = HeaderName::writable("header", raw.header, at(&["header"]), false)?;
         let debug_header = raw
             .debug_header
-            .map(|h| HeaderName::for_key("debug_header", h))
+            .map(|h| HeaderName::writable("debug_header", h, at(&["debug_header"]), true))
             .transpose()?;
         let baggage = raw
             .baggage
-            .map(|b| HeaderName::for_key("baggage", b))
+            .map(|b| HeaderName::for_key("baggage", b, at(&["baggage"])))
             .transpose()?;
-        let claims = claim_source(raw.jwt)?;
+        let claims = claim_source(raw.jwt, &at)?;
+        if let ClaimSource::Unverified {
+            from: TokenFrom::Header(token),
+        } = &claims
+            && token == &header
+        {
+            return Err(ConfigError::ReservedHeader {
+                key: "header",
+                value: header.as_str().to_string(),
+                why: "the token is read from it (`jwt.from.header`)",
+                at: at(&["header"]),
+            });
+        }
         let program = lang::compile(&raw.rules).map_err(|diagnostics| ConfigError::Rules {
             source: raw.rules.clone(),
             diagnostics,
@@ -294,4 +438,99 @@ impl FilterConfig {
             rules: raw.rules,
         })
     }
+}
+
+/// Where the value of `path` (keys from the top-level object down) starts in `json`, for errors
+/// found after parsing; the start of the document when the path is not there (a default).
+/// Only called on text serde already parsed, and it never reads past the end.
+fn json_position(json: &[u8], path: &[&str]) -> At {
+    let offset = find_value(json, skip_ws(json, 0), path).unwrap_or_else(|| skip_ws(json, 0));
+    let before = &json[..offset.min(json.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    At { line, column }
+}
+
+fn skip_ws(json: &[u8], mut i: usize) -> usize {
+    while json.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// The end (exclusive) of the string starting at `i` (its opening quote).
+fn string_end(json: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match json.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The end (exclusive) of the value starting at `i`.
+fn value_end(json: &[u8], i: usize) -> Option<usize> {
+    match json.get(i)? {
+        b'"' => string_end(json, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match json.get(j)? {
+                    b'"' => {
+                        j = string_end(json, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let mut j = i;
+            while json
+                .get(j)
+                .is_some_and(|b| !b",]} \t\r\n".contains(b))
+            {
+                j += 1;
+            }
+            Some(j)
+        }
+    }
+}
+
+/// The offset of the value at `path` inside the object starting at `i`.
+fn find_value(json: &[u8], i: usize, path: &[&str]) -> Option<usize> {
+    let (first, rest) = path.split_first()?;
+    if json.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut j = skip_ws(json, i + 1);
+    while json.get(j) == Some(&b'"') {
+        let key_end = string_end(json, j)?;
+        let key: String = serde_json::from_slice(&json[j..key_end]).ok()?;
+        let value = skip_ws(json, skip_ws(json, key_end) + 1);
+        if key == *first {
+            return if rest.is_empty() {
+                Some(value)
+            } else {
+                find_value(json, value, rest)
+            };
+        }
+        j = skip_ws(json, value_end(json, value)?);
+        if json.get(j) == Some(&b',') {
+            j = skip_ws(json, j + 1);
+        }
+    }
+    None
 }

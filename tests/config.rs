@@ -79,6 +79,87 @@ fn rejections_say_where() {
     assert!(err.contains("line 2, column 14 (rule 2)"), "{err}");
 }
 
+/// Errors found after parsing (a key's value, a key under the wrong trust level) point at the
+/// value in the JSON, like every other error.
+#[wasm_bindgen_test(unsupported = test)]
+fn key_errors_have_positions() {
+    let cases: &[(&str, &str)] = &[
+        ("", "line 1, column 1"),
+        (
+            "{\n  \"rules\": \"default -> \\\"s\\\"\",\n  \"header\": \"bad header\"\n}",
+            "invalid `header` \"bad header\" at line 3, column 13",
+        ),
+        (
+            "{\"rules\": \"default -> \\\"s\\\"\",\n \"jwt\": {\"trust\": \"unverified\",\n   \"metadata_key\": \"p\"}}",
+            "`jwt.metadata_key` at line 3, column 20",
+        ),
+        (
+            "{\"jwt\": {\"from\": {\"header\": \"x-jwt\"}}, \"rules\": \"default -> \\\"s\\\"\"}",
+            "`jwt.from` at line 1, column 18",
+        ),
+        (
+            "{\"rules\": \"default -> \\\"s\\\"\", \"jwt\": {\"trust\": \"unverified\", \"from\": {\"header\": \"a b\"}}}",
+            "invalid `jwt.from.header` \"a b\" at line 1, column 81",
+        ),
+        (
+            "{\"rules\": \"default -> \\\"s\\\"\", \"baggage\": \"\\u00e9\"}",
+            "invalid `baggage` \"é\" at line 1, column 42",
+        ),
+    ];
+    for (json, want) in cases {
+        let err = load(json).expect_err(json).to_string();
+        assert!(err.contains(want), "{json}\n  wanted: {want}\n  got: {err}");
+    }
+}
+
+/// The filter overwrites its color header on every request and its debug header on every
+/// response: never one that frames the message, carries credentials, is trusted from proxies,
+/// carries the trace or belongs to Envoy.
+#[wasm_bindgen_test(unsupported = test)]
+fn headers_the_filter_must_never_own() {
+    let with = |key: &str, name: &str| {
+        load(&format!(
+            r#"{{"rules": "default -> \"s\"", "jwt": {{"trust": "unverified"}}, "{key}": "{name}"}}"#
+        ))
+    };
+    for name in [
+        "host",
+        "Cookie",
+        "authorization",
+        "baggage",
+        "traceparent",
+        "x-forwarded-for",
+        "x-request-id",
+        "content-length",
+        "transfer-encoding",
+        "x-envoy-upstream-rq-timeout-ms",
+        "x-b3-traceid",
+    ] {
+        let err = with("header", name).expect_err(name).to_string();
+        assert!(
+            err.contains(&format!("`header` \"{name}\" at line 1, column "))
+                && err.contains("cannot be the filter's: "),
+            "{name}: {err}"
+        );
+        assert!(with("debug_header", name).is_err(), "debug_header {name}");
+    }
+    for name in ["location", "cache-control", "access-control-allow-origin"] {
+        let err = with("debug_header", name).expect_err(name).to_string();
+        assert!(err.contains("clients and caches act on"), "{name}: {err}");
+    }
+    // The token's own header cannot also be the color header.
+    let err = load(r#"{"rules": "default -> \"s\"", "header": "x-jwt", "jwt": {"trust": "unverified", "from": {"header": "x-jwt"}}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the token is read from it"), "{err}");
+    // Pseudo-headers never parse as names.
+    assert!(with("header", ":authority").is_err());
+    for name in ["x-version-route", "x-color", "x-canary-route"] {
+        assert!(with("header", name).is_ok(), "{name}");
+        assert!(with("debug_header", name).is_ok(), "{name}");
+    }
+}
+
 #[wasm_bindgen_test(unsupported = test)]
 fn jwt_sources() {
     use traffic_color::config::{ClaimSource, TokenFrom};
@@ -102,11 +183,11 @@ fn jwt_sources() {
     for (json, want) in [
         (
             r#"{"rules": "default -> \"s\"", "jwt": {"from": {"header": "x-jwt"}}}"#,
-            "`jwt.from` applies only",
+            "`jwt.from` at line 1, column 47 applies only",
         ),
         (
             r#"{"rules": "default -> \"s\"", "jwt": {"trust": "unverified", "metadata_key": "p"}}"#,
-            "`jwt.metadata_key` applies only",
+            "`jwt.metadata_key` at line 1, column 78 applies only",
         ),
         (
             r#"{"rules": "default -> \"s\"", "jwt": {"trust": "unverified", "from": {"query": "t"}}}"#,
