@@ -11,6 +11,8 @@ pub type Status = u32;
 
 unsafe extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
@@ -45,14 +47,6 @@ unsafe extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
-    fn proxy_call_foreign_function(
-        function_name_data: *const u8,
-        function_name_size: usize,
-        arguments_data: *const u8,
-        arguments_size: usize,
-        return_results_data: *mut *mut u8,
-        return_results_size: *mut usize,
-    ) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
         name_data: *const u8,
@@ -81,6 +75,25 @@ pub fn log(level: proxy_wasm::types::LogLevel, message: &str) {
     // SAFETY: pointer and length of a live &str.
     unsafe {
         proxy_log(level as u32, message.as_ptr(), message.len());
+    }
+}
+
+/// The host's log level (0 trace … 5 critical).
+pub fn log_level() -> Result<u32, Status> {
+    let mut level = 0u32;
+    // SAFETY: the host writes one u32 into `level`.
+    match unsafe { proxy_get_log_level(&mut level) } {
+        0 => Ok(level),
+        status => Err(status),
+    }
+}
+
+/// Asks for the root context's `on_tick` every `ms` milliseconds.
+pub fn set_tick_period(ms: u32) -> Result<(), Status> {
+    // SAFETY: no pointers.
+    match unsafe { proxy_set_tick_period_milliseconds(ms) } {
+        0 => Ok(()),
+        status => Err(status),
     }
 }
 
@@ -163,23 +176,6 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
         1 => Ok(None),
         _ => take(status, data, size),
     }
-}
-
-/// Calls a host extension by name with no arguments; its results are dropped.
-pub fn call_foreign(name: &str) -> Result<(), Status> {
-    let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
-    // SAFETY: `name` is live; the host may hand back a result buffer, see `take`.
-    let status = unsafe {
-        proxy_call_foreign_function(
-            name.as_ptr(),
-            name.len(),
-            std::ptr::null(),
-            0,
-            &mut data,
-            &mut size,
-        )
-    };
-    take(status, data, size).map(drop)
 }
 
 pub fn define_counter(name: &str) -> Result<u32, Status> {

@@ -26,11 +26,16 @@ proxy_wasm::main! {{
 
 /// Log lines go to the host through [`host::log`], which never panics (the SDK's logger
 /// unwraps the host's answer); a panic is logged at Critical before the VM traps.
+///
+/// The `log` crate's max level mirrors the host's log level, read when a config loads and
+/// then once a second on the root context's tick (the level can change at runtime through
+/// Envoy's admin `/logging`): a request's `debug!` line is then neither formatted nor sent
+/// unless the host would print it.
 struct HostLogger;
 
 impl log::Log for HostLogger {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
     }
 
     fn log(&self, record: &log::Record) {
@@ -57,6 +62,23 @@ fn install_logger() {
     }
 }
 
+/// Mirrors the host's log level into the `log` crate; a host that cannot say gets every line.
+fn follow_host_log_level() {
+    let filter = match host::log_level() {
+        Ok(0) => log::LevelFilter::Trace,
+        Ok(1) => log::LevelFilter::Debug,
+        Ok(2) => log::LevelFilter::Info,
+        Ok(3) => log::LevelFilter::Warn,
+        Ok(4) => log::LevelFilter::Error,
+        Ok(_) => log::LevelFilter::Off,
+        Err(_) => log::LevelFilter::Trace,
+    };
+    log::set_max_level(filter);
+}
+
+/// How often the root context re-reads the host's log level.
+const LOG_LEVEL_REFRESH_MS: u32 = 1000;
+
 struct FilterRoot {
     active: Option<Rc<Active>>,
 }
@@ -79,6 +101,16 @@ fn bump_new(name: &str) {
 impl Context for FilterRoot {}
 
 impl RootContext for FilterRoot {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        follow_host_log_level();
+        let _ = host::set_tick_period(LOG_LEVEL_REFRESH_MS);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        follow_host_log_level();
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = match host::plugin_configuration() {
             Ok(bytes) => bytes.unwrap_or_default(),
@@ -169,12 +201,6 @@ impl Proxy for HostWrites<'_> {
         if let Some(id) = self.counters.of(counter) {
             let _ = host::increment(id);
         }
-    }
-
-    /// Envoy 1.40 re-selects the route by itself after a header change; older hosts or configs
-    /// with the refresh off need the explicit call, and some hosts lack it.
-    fn refresh_route(&mut self) {
-        let _ = host::call_foreign("clear_route_cache");
     }
 }
 
@@ -289,6 +315,13 @@ impl RequestSource for HostRequest {
         }
         let bytes = host::header(MapType::HttpRequestHeaders, name).ok()??;
         String::from_utf8(bytes).ok().map(Cow::Owned)
+    }
+
+    fn has_header(&self, name: &str) -> bool {
+        if self.bulk {
+            return self.all().get(name).is_some();
+        }
+        matches!(host::header(MapType::HttpRequestHeaders, name), Ok(Some(_)))
     }
 
     fn header_values(&self, name: &str) -> Vec<Cow<'_, str>> {

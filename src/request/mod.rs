@@ -30,6 +30,10 @@ pub trait RequestSource {
     fn header(&self, name: &str) -> Option<Cow<'_, str>>;
     /// Every value of a header, in order (`Cookie` may be split over several).
     fn header_values(&self, name: &str) -> Vec<Cow<'_, str>>;
+    /// Whether the header is there at all, readable as text or not.
+    fn has_header(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
     /// The peer, as Envoy's `source.address` (`ip:port`, IPv6 in brackets).
     fn source_address(&self) -> Option<String>;
     /// The JWT payload an earlier filter verified and stored in dynamic metadata at
