@@ -447,8 +447,14 @@ fn json_position(json: &[u8], path: &[&str]) -> At {
     let offset = find_value(json, skip_ws(json, 0), path).unwrap_or_else(|| skip_ws(json, 0));
     let before = &json[..offset.min(json.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     At { line, column }
 }
 
@@ -498,10 +504,7 @@ fn value_end(json: &[u8], i: usize) -> Option<usize> {
         }
         _ => {
             let mut j = i;
-            while json
-                .get(j)
-                .is_some_and(|b| !b",]} \t\r\n".contains(b))
-            {
+            while json.get(j).is_some_and(|b| !b",]} \t\r\n".contains(b)) {
                 j += 1;
             }
             Some(j)

@@ -209,7 +209,7 @@ const GOLDEN: &[(&str, &[&str], Option<&str>)] = &[
         None,
     ),
     (
-        "bad-https-without-sha256",
+        "https-without-sha256",
         &[
             "wasmplugin",
             "--rules",

@@ -288,12 +288,9 @@ fn document(args: &WasmPluginArgs, plugin_config: Value) -> Result<Value, String
         ));
     }
     check_url(&args.url)?;
+    // Optional for every scheme: neither the CRD, nor Istio's validation, nor its module cache
+    // require it (Istio 1.30.3); without it the module is simply not pinned.
     let sha = args.sha256.as_deref().map(sha256_hex).transpose()?;
-    if sha.is_none() && (args.url.starts_with("http://") || args.url.starts_with("https://")) {
-        return Err(
-            "--sha256 is required with an http(s):// url (Istio refuses it without)".into(),
-        );
-    }
     let plugin_name = args
         .plugin_name
         .clone()
@@ -332,20 +329,23 @@ fn document(args: &WasmPluginArgs, plugin_config: Value) -> Result<Value, String
     }))
 }
 
-fn phase_comment(p: Phase) -> &'static str {
-    match p {
-        Phase::Authn => "before Istio's authentication: verified claims are NOT visible yet",
-        Phase::Authz => {
+fn phase_comment(p: Phase, mode: Option<&Mode>) -> &'static str {
+    match (p, mode) {
+        (Phase::Authn, _) => "before Istio's authentication: verified claims are NOT visible yet",
+        (Phase::Authz, Some(Mode::Client)) => {
+            "before authorization; outbound listeners run no jwt_authn, so token[...] never matches here"
+        }
+        (Phase::Authz, _) => {
             "after authentication (RequestAuthentication's verified claims are visible), before authorization"
         }
-        Phase::Stats => "after authorization, before stats: denied requests never get here",
+        (Phase::Stats, _) => "after authorization, before stats: denied requests never get here",
     }
 }
 
 fn fail_comment(f: FailStrategy) -> &'static str {
     match f {
         FailStrategy::Open => {
-            "module unavailable or crashed: skip the filter; requests go uncolored to the default route (and a client-sent color is not stripped)"
+            "module not fetched, or crashed: skip the filter (uncolored, a client-sent color kept); module or config Envoy refuses: no fallback (the old config keeps serving, or 500)"
         }
         FailStrategy::Close => {
             "module unavailable: deny every request (403); crashed: 5xx. Routing precision over availability"
@@ -424,11 +424,15 @@ fn yaml(args: &WasmPluginArgs, doc: &Value) -> String {
                 )
             }
             "sha256" => with_comment(&mut out, line, "the module's sha256"),
-            "phase" => with_comment(&mut out, line, phase_comment(args.phase)),
+            "phase" => with_comment(
+                &mut out,
+                line,
+                phase_comment(args.phase, args.mode.as_ref()),
+            ),
             "priority" => with_comment(
                 &mut out,
                 line,
-                "among this phase's WasmPlugins, higher runs first (default 0)",
+                "among this phase's WasmPlugins, higher runs first (an unset priority sorts last)",
             ),
             "failStrategy" => with_comment(&mut out, line, fail_comment(args.fail_strategy)),
             "pluginName" => with_comment(&mut out, line, "Envoy's root_id"),
