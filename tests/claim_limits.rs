@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+mod support;
 
-use common::unsigned_token;
 use serde_json::{Value, json};
+use support::unsigned_token;
 use traffic_color::request::{jwt, metadata};
 use wasm_bindgen_test::wasm_bindgen_test;
 
