@@ -112,7 +112,7 @@ def tour(port: int, program: str, debug_header: str | None) -> bool:
             continue
         rule = rh.get(debug_header) if debug_header else None
         src = envoy_config.rule_source(program, rule)
-        label = "default" if rule == "default" else (f"rule {rule}" if rule else "rule ?")
+        label = rule or "rule ?"
         print(f"   {label:<8} {src or '(no rule matched)'}")
         got = body.get("version")
         ok = status == 200 and got == want

@@ -212,15 +212,16 @@ def rule_sources(program: str) -> list[str]:
 
 
 def rule_source(program: str, debug_value: str | None) -> str | None:
-    """The source line of the rule a debug header value (`3`, `default`, `none`) names."""
+    """The source line of the rule a debug header value (`rule 3`, `default`, `none`) names."""
     srcs = rule_sources(program)
     if debug_value is None or debug_value == "none":
         return None
     if debug_value == "default":
         return next((s for s in srcs if s.startswith("default")), None)
-    if debug_value.isdigit():
+    index = debug_value.removeprefix("rule ")
+    if index.isdigit():
         matches = [s for s in srcs if s.startswith("match")]
-        i = int(debug_value)
+        i = int(index)
         return matches[i - 1] if 1 <= i <= len(matches) else None
     return None
 

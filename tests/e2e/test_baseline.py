@@ -44,4 +44,4 @@ def test_with_the_filter_the_spoofed_header_is_replaced(filtered):
 def test_with_the_filter_rules_route(filtered):
     r = request(filtered.port, "GET", "/", [["x-canary", "true"]])
     assert (r.json["version"], r.json["x-version-route"]) == ("canary", "canary")
-    assert r.header("x-version-route-rule") == "1"
+    assert r.header("x-version-route-rule") == "rule 1"

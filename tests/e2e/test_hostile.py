@@ -151,7 +151,7 @@ def healthy_on_every_worker(e: stack.Envoy, base_config: dict) -> None:
     """20 fresh connections (spread over both workers): every one colored and routed."""
     for i in range(20):
         r, secs = timed(request, e.port, "GET", "/", [("x-canary", "true")])
-        expect(r, secs, "canary", "1", base_config, f"health check {i}")
+        expect(r, secs, "canary", "rule 1", base_config, f"health check {i}")
         r, secs = timed(request, e.port, "GET", "/", [])
         expect(r, secs, "stable", "default", base_config, f"health check {i} (default)")
 
@@ -164,7 +164,7 @@ def test_many_headers_up_to_envoys_limit(default_envoy, base_config):
     # 98 x-many + x-canary + host = 100 headers: the most Envoy accepts by default.
     hs = [("x-many", str(i)) for i in range(98)] + [("x-canary", "true")]
     r, secs = timed(request, default_envoy.port, "GET", "/", hs)
-    expect(r, secs, "canary", "1", base_config, "100 headers")
+    expect(r, secs, "canary", "rule 1", base_config, "100 headers")
 
 
 def test_beyond_envoys_header_count_is_envoys_431(default_envoy):
@@ -178,7 +178,7 @@ def test_beyond_envoys_header_count_is_envoys_431(default_envoy):
 def test_huge_header_just_under_envoys_limit(default_envoy, base_config):
     hs = [("x-big", "a" * (59 * 1024)), ("x-canary", "true")]
     r, secs = timed(request, default_envoy.port, "GET", "/", hs)
-    expect(r, secs, "canary", "1", base_config, "59 KiB header")
+    expect(r, secs, "canary", "rule 1", base_config, "59 KiB header")
 
 
 def test_beyond_envoys_header_size_is_envoys_431(default_envoy):
@@ -195,7 +195,7 @@ def test_control_bytes_in_headers(default_envoy, base_config):
                  b"x-junk: a\x1bb"]:
         r, secs = timed(raw, default_envoy.port, b"/", [junk, b"x-canary: true"])
         if r.status == 200:
-            expect(r, secs, "canary", "1", base_config, repr(junk))
+            expect(r, secs, "canary", "rule 1", base_config, repr(junk))
         else:
             assert secs < MAX_SECONDS
             assert 400 <= r.status < 500, (junk, r.status)
@@ -210,26 +210,26 @@ def test_regex_rule_against_long_values(roomy_envoy, base_config):
         r, secs = timed(request, roomy_envoy.port, "GET", "/", [("ua", "a" * n)])
         expect(r, secs, "stable", "default", base_config, f"ua of {n} a's, no b")
         r, secs = timed(request, roomy_envoy.port, "GET", "/", [("ua", "a" * n + "b")])
-        expect(r, secs, "canary", "5", base_config, f"ua of {n} a's, then b")
+        expect(r, secs, "canary", "rule 5", base_config, f"ua of {n} a's, then b")
         r, secs = timed(request, roomy_envoy.port, "GET", "/", [("ua2", "a" * n + "c")])
         expect(r, secs, "stable", "default", base_config, f"ua2 of {n} a's, then c")
         r, secs = timed(request, roomy_envoy.port, "GET", "/", [("ua2", "a" * n)])
-        expect(r, secs, "blue", "6", base_config, f"ua2 of {n} a's")
+        expect(r, secs, "blue", "rule 6", base_config, f"ua2 of {n} a's")
 
 
 def test_ten_thousand_cookies_in_one_header(roomy_envoy, base_config):
     jar = "; ".join(f"c{i}=v{i}" for i in range(10_000))
     r, secs = timed(request, roomy_envoy.port, "GET", "/", [("cookie", jar + "; canary=always")])
-    expect(r, secs, "canary", "1", base_config, "10,000 cookies, then canary=always")
+    expect(r, secs, "canary", "rule 1", base_config, "10,000 cookies, then canary=always")
     r, secs = timed(request, roomy_envoy.port, "GET", "/",
                     [("cookie", "canary=never; " + jar + "; canary=always")])
-    expect(r, secs, "stable", "2", base_config, "first occurrence wins across 10,000 cookies")
+    expect(r, secs, "stable", "rule 2", base_config, "first occurrence wins across 10,000 cookies")
 
 
 def test_ten_thousand_cookie_headers(roomy_envoy, base_config):
     hs = [("cookie", f"c{i}=v{i}") for i in range(10_000)] + [("cookie", "canary=always")]
     r, secs = timed(request, roomy_envoy.port, "GET", "/", hs)
-    expect(r, secs, "canary", "1", base_config, "10,001 Cookie headers")
+    expect(r, secs, "canary", "rule 1", base_config, "10,001 Cookie headers")
 
 
 def test_many_client_sent_colors_are_all_stripped(roomy_envoy, base_config):
@@ -243,7 +243,7 @@ def test_huge_and_deep_tokens(roomy_envoy, base_config):
     q = "/?version=v2.1"
     base = [("x-env", "prod")]
     cases = [
-        ("a valid token", "Bearer " + token(good), "blue", "3"),
+        ("a valid token", "Bearer " + token(good), "blue", "rule 3"),
         ("a 1 MB token", "Bearer " + token({"sub": "user-a", "pad": "x" * 1_000_000}),
          "stable", "default"),
         ("a 1 MB garbage token", "Bearer " + "A" * 1_000_000 + ".b.c", "stable", "default"),
@@ -252,10 +252,10 @@ def test_huge_and_deep_tokens(roomy_envoy, base_config):
         # 16 KiB cap bounds it); a claim a rule reads is built, and past serde_json's
         # recursion limit (128) the whole token is absent.
         ("JSON nested 5,000 deep in a claim no rule reads",
-         "Bearer " + token('{"sub":"user-a","n":' + "[" * 5000 + "]" * 5000 + "}"), "blue", "3"),
-        ("objects nested 100 deep", "Bearer " + token(nested(100)), "blue", "3"),
+         "Bearer " + token('{"sub":"user-a","n":' + "[" * 5000 + "]" * 5000 + "}"), "blue", "rule 3"),
+        ("objects nested 100 deep", "Bearer " + token(nested(100)), "blue", "rule 3"),
         ("objects nested 200 deep in a claim no rule reads", "Bearer " + token(nested(200)),
-         "blue", "3"),
+         "blue", "rule 3"),
         ("objects nested 200 deep in a claim a rule reads",
          "Bearer " + token(nested(200, claim="deep")), "stable", "default"),
         ("a token that is not JSON", "Bearer " + token("{\"sub\":\"user-a\""), "stable", "default"),
@@ -269,7 +269,7 @@ def test_huge_and_deep_tokens(roomy_envoy, base_config):
     # A claim three objects deep still reads (rule 7), inside a token with padding.
     deep = {"deep": {"a": {"b": "x"}}, "pad": ["y"] * 1000}
     r, secs = timed(request, roomy_envoy.port, "GET", "/", [("authorization", "Bearer " + token(deep))])
-    expect(r, secs, "blue", "7", base_config, "a nested claim")
+    expect(r, secs, "blue", "rule 7", base_config, "a nested claim")
 
 
 def nested(depth: int, claim: str = "x") -> str:
@@ -280,7 +280,7 @@ def test_invalid_utf8_in_header_values(roomy_envoy, base_config):
     cases = [
         # (header bytes, expected color, rule)
         ([b"x-probe-ne: abc\xff\xfe"], "stable", "default"),  # not UTF-8 -> absent
-        ([b"x-probe-ne: \xc3\xa9t\xc3\xa9"], "blue", "9"),  # valid UTF-8 (obs-text) -> present
+        ([b"x-probe-ne: \xc3\xa9t\xc3\xa9"], "blue", "rule 9"),  # valid UTF-8 (obs-text) -> present
         ([b"x-canary: tr\xffue"], "stable", "default"),
         ([b"x-user-id: \xff\xfe\xfd"], "stable", "default"),  # bucket of an absent key
         ([b"ua: " + b"a" * 1000 + b"\xff" + b"b"], "stable", "default"),
@@ -312,13 +312,13 @@ def test_percent_encoding_garbage(roomy_envoy, base_config):
     # Well-formed encodings still decode (and `+` is a space), also after 5,000 junk pairs.
     junk = "&".join(f"k{i}=%zz" for i in range(5_000))  # the upstream takes 64 KiB lines
     for path, color, rule in [
-        ("/?version=v2%2E1", "blue", "3"),
-        ("/?" + junk + "&version=v2.1", "blue", "3"),  # 5,000 undecodable pairs first
-        ("/?probe=a+b", "canary", "8"),
-        ("/?probe=a%20b", "canary", "8"),
+        ("/?version=v2%2E1", "blue", "rule 3"),
+        ("/?" + junk + "&version=v2.1", "blue", "rule 3"),  # 5,000 undecodable pairs first
+        ("/?probe=a+b", "canary", "rule 8"),
+        ("/?probe=a%20b", "canary", "rule 8"),
         ("/?probe=a%2Bb", "stable", "default"),
     ]:
-        want_hs = hs if rule == "3" else []
+        want_hs = hs if rule == "rule 3" else []
         r, secs = timed(request, roomy_envoy.port, "GET", path, want_hs)
         expect(r, secs, color, rule, base_config, path[-40:])
 

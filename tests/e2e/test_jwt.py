@@ -222,7 +222,7 @@ def test_subjects_are_where_the_rules_say():
 @pytest.mark.parametrize("alg", ALGS)
 def test_valid_token_with_the_beta_claim_goes_to_canary(verified, keys, alg, path):
     r = get(verified, path + "x", keys.signer[alg].token(J.claims(**PLAIN, beta=True)))
-    colored(r, "canary", "1", f"{alg} beta=true on {path}")
+    colored(r, "canary", "rule 1", f"{alg} beta=true on {path}")
 
 
 @pytest.mark.parametrize("path", ["/strict/", "/istio/", "/lenient/", "/best-effort/"])
@@ -242,7 +242,7 @@ def test_no_token(verified):
 
 def test_metadata_namespace_and_key_pick_where_claims_are_read(other_namespace):
     """Also the control for the decoy above: set_metadata's claims are readable when asked for."""
-    colored(get(other_namespace, "/", None), "canary", "4", "claims in example.authn/claims")
+    colored(get(other_namespace, "/", None), "canary", "rule 4", "claims in example.authn/claims")
     assert WARNING not in other_namespace.log()
 
 
@@ -299,7 +299,7 @@ def test_forged_tokens_are_refused_where_a_token_must_verify(verified, keys, alg
     tokens = forgeries(keys, alg)
     assert sorted(tokens) == sorted(FORGERY_NAMES)
     # The control: the same claims, validly signed, do select the canary.
-    colored(get(verified, "/strict/x", keys.signer[alg].token(J.claims(**BETA))), "canary", "1",
+    colored(get(verified, "/strict/x", keys.signer[alg].token(J.claims(**BETA))), "canary", "rule 1",
             f"{alg} valid token with the forged claims")
     all_of(
         lambda name=name, token=token, path=path: refused(
@@ -334,31 +334,31 @@ def test_a_verified_payload_under_another_key_is_not_read(verified, keys):
 
 CLAIM_CASES = [
     # (extra claims, deciding rule)
-    ({"beta": True}, "1"),
+    ({"beta": True}, "rule 1"),
     ({"beta": False}, "default"),
     ({"beta": "yes"}, "default"),
-    ({"beta": "true"}, "1"),                            # text "true" reads as true (as headers do)
-    ({"realm_access": {"roles": ["user", "beta"]}}, "2"),
+    ({"beta": "true"}, "rule 1"),                            # text "true" reads as true (as headers do)
+    ({"realm_access": {"roles": ["user", "beta"]}}, "rule 2"),
     ({"realm_access": {"roles": ["user"]}}, "default"),
-    ({"realm_access": {"roles": "beta"}}, "2"),         # contains on a string: substring
+    ({"realm_access": {"roles": "beta"}}, "rule 2"),         # contains on a string: substring
     ({"realm_access": "beta"}, "default"),              # not an object: .roles is absent
     ({"roles": ["beta"]}, "default"),                   # not nested where the rule looks
-    ({"groups": ["staff", "early-access"]}, "3"),
+    ({"groups": ["staff", "early-access"]}, "rule 3"),
     ({"groups": ["staff"]}, "default"),
     ({"groups": []}, "default"),
-    ({"level": 3}, "4"),
-    ({"level": 7.5}, "4"),
+    ({"level": 3}, "rule 4"),
+    ({"level": 7.5}, "rule 4"),
     ({"level": 2}, "default"),
     ({"level": 2.999}, "default"),
     ({"level": None}, "default"),
-    ({"level": "5"}, "4"),                              # text that is a number reads as one
+    ({"level": "5"}, "rule 4"),                              # text that is a number reads as one
     ({"level": "high"}, "default"),
-    ({"sub": SUB_IN}, "5"),
-    ({"tier": "platinum"}, "6"),
+    ({"sub": SUB_IN}, "rule 5"),
+    ({"tier": "platinum"}, "rule 6"),
     ({"tier": "gold"}, "default"),
-    ({"scope": "read beta"}, "7"),                      # normalized to ["read", "beta"]
+    ({"scope": "read beta"}, "rule 7"),                      # normalized to ["read", "beta"]
     ({"scope": "read beta-tester"}, "default"),         # ... so it is an element test
-    ({"https://claims.example/flags": ["beta"]}, "8"),
+    ({"https://claims.example/flags": ["beta"]}, "rule 8"),
     ({"https://claims.example/flags": ["dark-mode"]}, "default"),
 ]
 
@@ -376,16 +376,16 @@ def test_claim_kinds_on_verified_claims(verified, keys, alg):
 
 
 def test_unverified_mode_reads_unsigned_claims_and_warns(unverified, keys):
-    colored(get(unverified, "/", J.unsigned(J.claims(**PLAIN, beta=True))), "canary", "1",
+    colored(get(unverified, "/", J.unsigned(J.claims(**PLAIN, beta=True))), "canary", "rule 1",
             "unsigned beta=true")
-    colored(get(unverified, "/", J.unsigned(J.claims(**PLAIN, level=4))), "canary", "4",
+    colored(get(unverified, "/", J.unsigned(J.claims(**PLAIN, level=4))), "canary", "rule 4",
             "unsigned level=4")
     colored(get(unverified, "/", J.unsigned(J.claims(**PLAIN))), "stable", "default",
             "unsigned, no beta claim")
     colored(get(unverified, "/", None), "stable", "default", "no token")
     # The bare token (no `Bearer `) is read too.
     r = request(unverified.port, "GET", "/", [["authorization", J.unsigned({"tier": "platinum"})]])
-    colored(r, "canary", "6", "bare unsigned token")
+    colored(r, "canary", "rule 6", "bare unsigned token")
     assert WARNING in unverified.log(), unverified.log(8000)
 
 
@@ -394,7 +394,7 @@ def test_unverified_mode_believes_any_signature(unverified, keys, alg):
     """Why `unverified` is opt-in: without a verifier in front, every forgery above colors."""
     tokens = forgeries(keys, alg)
     all_of(
-        lambda name=name: colored(get(unverified, "/", tokens[name]), "canary", "1",
+        lambda name=name: colored(get(unverified, "/", tokens[name]), "canary", "rule 1",
                                   f"{alg} {name}, unverified mode")
         for name in ("alg-none", "alg-none-with-signature", "signed-by-another-key",
                      "tampered-payload", "hs256-keyed-with-public-key"))
@@ -403,7 +403,7 @@ def test_unverified_mode_believes_any_signature(unverified, keys, alg):
 def test_unverified_mode_from_a_cookie(unverified_cookie):
     token = J.unsigned(J.claims(**PLAIN, beta=True))
     r = request(unverified_cookie.port, "GET", "/", [["cookie", f"session=x; id_token={token}"]])
-    colored(r, "canary", "1", "token in the id_token cookie")
+    colored(r, "canary", "rule 1", "token in the id_token cookie")
     # The configured source is the cookie: the Authorization header is not read.
     colored(get(unverified_cookie, "/", token), "stable", "default", "token in Authorization only")
     assert WARNING in unverified_cookie.log(), unverified_cookie.log(8000)

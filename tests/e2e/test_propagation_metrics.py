@@ -38,20 +38,20 @@ def edge(envoys):
 def test_keep_trusts_a_known_incoming_color(keeper):
     r = request(keeper.port, "GET", "/", [["x-version-route", "canary"]])
     assert (r.status, r.json["version"], r.json["x-version-route"]) == (200, "canary", "canary")
-    assert r.header("x-rule") == "kept"
+    assert r.header("x-rule") == "kept from header"
     # Kept even when the rules would say otherwise.
     r = request(keeper.port, "GET", "/", [["x-version-route", "stable"], ["x-canary", "true"]])
-    assert (r.json["version"], r.json["x-version-route"], r.header("x-rule")) == ("stable", "stable", "kept")
+    assert (r.json["version"], r.json["x-version-route"], r.header("x-rule")) == ("stable", "stable", "kept from header")
 
 
 def test_keep_recomputes_an_unknown_color(keeper):
     r = request(keeper.port, "GET", "/", [["x-version-route", "hacked"], ["x-canary", "true"]])
-    assert (r.json["version"], r.json["x-version-route"], r.header("x-rule")) == ("canary", "canary", "1")
+    assert (r.json["version"], r.json["x-version-route"], r.header("x-rule")) == ("canary", "canary", "rule 1")
 
 
 def test_keep_reads_the_color_back_from_baggage(keeper):
     r = request(keeper.port, "GET", "/", [["baggage", "userId=alice,traffic-color=canary"]])
-    assert (r.json["version"], r.json["x-version-route"], r.header("x-rule")) == ("canary", "canary", "kept")
+    assert (r.json["version"], r.json["x-version-route"], r.header("x-rule")) == ("canary", "canary", "kept from baggage")
     assert received(r, "baggage") == ["userId=alice,traffic-color=canary"]
 
 
