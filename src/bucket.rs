@@ -14,6 +14,22 @@ pub(crate) fn bucket_of_prefixed(prefix: &str, key: &str) -> u32 {
     bucket_of(prefix.as_bytes().chain(key.as_bytes()))
 }
 
+/// Parts per million of a split: `murmur3_x86_32(group + ":" + key) % 1_000_000`, read as a
+/// percentage with four decimals, so `split(..) < 0.1` selects 0.1% (and `< 0.0001` one in a
+/// million). The same hash as [`bucket`], so a split is as stable as a bucket.
+pub fn split(group: &str, key: &str) -> f64 {
+    split_of(group.as_bytes().chain(&b":"[..]).chain(key.as_bytes()))
+}
+
+pub(crate) fn split_of_prefixed(prefix: &str, key: &str) -> f64 {
+    split_of(prefix.as_bytes().chain(key.as_bytes()))
+}
+
+fn split_of(mut bytes: impl Read) -> f64 {
+    let ppm = murmur3::murmur3_32(&mut bytes, 0).unwrap_or(0) % 1_000_000;
+    f64::from(ppm) / 10_000.0
+}
+
 fn bucket_of(mut bytes: impl Read) -> u32 {
     // Reading from byte slices cannot fail; 0 keeps the function total anyway.
     murmur3::murmur3_32(&mut bytes, 0).unwrap_or(0) % 100 + 1
@@ -28,6 +44,33 @@ pub fn murmur3_x86_32(bytes: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// A split is in [0, 100) with at most four decimals, the parts hash as joined, and over
+    /// many keys each share is close to its width.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn splits_are_fine_grained_and_uniform() {
+        let n = 200_000;
+        let mut under = [0u32; 3];
+        for i in 0..n {
+            let key = format!("req-{i}");
+            let s = split("rollout", &key);
+            assert!((0.0..100.0).contains(&s), "{s}");
+            assert_eq!((s * 10_000.0).round() / 10_000.0, s);
+            assert_eq!(split_of_prefixed("rollout:", &key), s);
+            for (j, bound) in [0.1, 5.0, 50.0].iter().enumerate() {
+                under[j] += u32::from(s < *bound);
+            }
+        }
+        // Expected 200, 10,000 and 100,000; four standard deviations either side.
+        for (count, want) in under.iter().zip([200.0, 10_000.0, 100_000.0]) {
+            let p: f64 = want / f64::from(n);
+            let sd = (f64::from(n) * p * (1.0 - p)).sqrt();
+            assert!(
+                (f64::from(*count) - want).abs() < 4.0 * sd,
+                "{count} vs {want}"
+            );
+        }
+    }
 
     /// Hashing `group:` and the key in sequence equals hashing them joined, whatever the
     /// lengths (every split of the 4-byte blocks across the two parts).

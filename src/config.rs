@@ -32,6 +32,95 @@ struct RawConfig {
     keep: bool,
     #[serde(default)]
     baggage: Option<String>,
+    #[serde(default)]
+    visitor: Option<RawVisitor>,
+    #[serde(default)]
+    filter_state: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVisitor {
+    #[serde(default = "default_visitor_cookie")]
+    cookie: String,
+    #[serde(default = "default_visitor_max_age")]
+    max_age: u64,
+    #[serde(default = "default_visitor_path")]
+    path: String,
+    #[serde(default = "yes")]
+    secure: bool,
+    #[serde(default = "yes")]
+    http_only: bool,
+    #[serde(default)]
+    same_site: SameSite,
+}
+
+fn default_visitor_cookie() -> String {
+    "tc-visitor".to_string()
+}
+
+/// 30 days: long enough for a release, short enough that a visitor is re-drawn for the next.
+fn default_visitor_max_age() -> u64 {
+    30 * 24 * 3600
+}
+
+fn default_visitor_path() -> String {
+    "/".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum SameSite {
+    Strict,
+    #[default]
+    Lax,
+    None,
+}
+
+/// The cookie that keeps an anonymous visitor's id, so a visitor keeps the version the first
+/// request drew: `Set-Cookie` attributes as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitorCookie {
+    pub name: String,
+    pub max_age: u64,
+    pub path: String,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: SameSite,
+}
+
+impl VisitorCookie {
+    /// The `Set-Cookie` value that gives a browser `id`.
+    pub fn set_cookie(&self, id: &str) -> String {
+        let mut v = format!(
+            "{}={id}; Max-Age={}; Path={}",
+            self.name, self.max_age, self.path
+        );
+        if self.secure {
+            v.push_str("; Secure");
+        }
+        if self.http_only {
+            v.push_str("; HttpOnly");
+        }
+        v.push_str(match self.same_site {
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::None => "; SameSite=None",
+        });
+        v
+    }
+}
+
+/// An RFC 6265 cookie name: an HTTP token.
+fn is_cookie_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +322,11 @@ pub struct FilterConfig {
     pub baggage: Option<HeaderName>,
     /// The rules' text, kept for logs and explanations.
     pub rules: String,
+    /// Mint and keep a visitor id in this cookie (for `visitor` in the rules).
+    pub visitor: Option<VisitorCookie>,
+    /// Publish the color and what decided in Envoy's filter state, for access logs and other
+    /// filters (`wasm.traffic_color.color`, `wasm.traffic_color.decided`).
+    pub filter_state: bool,
 }
 
 /// A line and column (1-based) in the JSON config.
@@ -266,6 +360,12 @@ pub enum ConfigError {
     ReservedHeader {
         key: &'static str,
         value: String,
+        why: &'static str,
+        at: At,
+    },
+    /// A `visitor` setting a browser would refuse or misread.
+    Visitor {
+        key: &'static str,
         why: &'static str,
         at: At,
     },
@@ -311,6 +411,9 @@ impl fmt::Display for ConfigError {
                 "`{key}` \"{}\" at {at} cannot be the filter's: {why}",
                 crate::lang::error::escape(value)
             ),
+            ConfigError::Visitor { key, why, at } => {
+                write!(f, "invalid `visitor.{key}` at {at}: {why}")
+            }
             ConfigError::JwtKey { key, trust, at } => write!(
                 f,
                 "`jwt.{key}` at {at} applies only with `\"trust\": \"{trust}\"`"
@@ -332,6 +435,48 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+fn visitor_cookie(
+    v: RawVisitor,
+    at: &impl Fn(&[&str]) -> At,
+) -> Result<VisitorCookie, ConfigError> {
+    let fail = |key: &'static str, why: &'static str| ConfigError::Visitor {
+        key,
+        why,
+        at: at(&["visitor", key]),
+    };
+    if !is_cookie_name(&v.cookie) {
+        return Err(fail(
+            "cookie",
+            "a cookie name is 1-128 characters of letters, digits and !#$%&'*+-.^_`|~",
+        ));
+    }
+    let path_ok = v.path.starts_with('/')
+        && v.path.len() <= 1024
+        && v.path
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b';');
+    if !path_ok {
+        return Err(fail(
+            "path",
+            "a cookie path starts with `/` and has no spaces, `;` or control characters",
+        ));
+    }
+    if v.same_site == SameSite::None && !v.secure {
+        return Err(fail(
+            "same_site",
+            "browsers drop a `SameSite=None` cookie that is not `Secure`",
+        ));
+    }
+    Ok(VisitorCookie {
+        name: v.cookie,
+        max_age: v.max_age,
+        path: v.path,
+        secure: v.secure,
+        http_only: v.http_only,
+        same_site: v.same_site,
+    })
+}
 
 fn claim_source(jwt: RawJwt, at: &impl Fn(&[&str]) -> At) -> Result<ClaimSource, ConfigError> {
     match jwt.trust {
@@ -424,10 +569,23 @@ impl FilterConfig {
                 at: at(&["header"]),
             });
         }
+        let visitor = raw.visitor.map(|v| visitor_cookie(v, &at)).transpose()?;
         let program = lang::compile(&raw.rules).map_err(|diagnostics| ConfigError::Rules {
             source: raw.rules.clone(),
             diagnostics,
         })?;
+        if let (Some(span), None) = (program.needs.visitor, &visitor) {
+            let mut diagnostic = lang::Diagnostic::new(lang::ErrorKind::VisitorNotConfigured, span);
+            diagnostic.rule = program
+                .rules
+                .iter()
+                .position(|r| r.span.start <= span.start && span.end <= r.span.end)
+                .map(|i| i + 1);
+            return Err(ConfigError::Rules {
+                source: raw.rules,
+                diagnostics: vec![diagnostic],
+            });
+        }
         Ok(FilterConfig {
             program,
             header,
@@ -436,6 +594,8 @@ impl FilterConfig {
             keep: raw.keep,
             baggage,
             rules: raw.rules,
+            visitor,
+            filter_state: raw.filter_state,
         })
     }
 }

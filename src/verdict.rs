@@ -87,9 +87,41 @@ pub struct Verdict<'c> {
     /// Our baggage member was due but the header was full: the header goes on without any
     /// member of that key (never with the one that arrived).
     pub baggage_full: bool,
+    /// With `visitor` configured: the visitor id the rules saw, and whether it was minted.
+    pub visitor: Option<Visitor>,
 }
 
-/// A header edit the host refused, with the host's status code.
+/// An anonymous visitor's sticky id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visitor {
+    /// 32 lower-case hex digits.
+    pub id: String,
+    /// Minted for this request (the cookie was missing or malformed): the response carries
+    /// [`Verdict::set_cookie`].
+    pub minted: bool,
+}
+
+/// A visitor id as minted: anything else in the cookie is replaced, never an error.
+fn is_visitor_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A new visitor id: a hash of the request id Envoy generated at the edge (random, and the
+/// same on every hop), or, without one, of the client address and the clock.
+fn mint_visitor<R: RequestSource>(request: &R) -> String {
+    let seed = match request.header(crate::lang::REQUEST_ID) {
+        Some(id) => id.into_owned(),
+        None => format!(
+            "{}|{}",
+            request.source_address().unwrap_or_default(),
+            request.now().unwrap_or_default()
+        ),
+    };
+    let hash = murmur3::murmur3_x64_128(&mut seed.as_bytes(), 0).unwrap_or(0);
+    format!("{hash:032x}")
+}
+
+/// An edit the host refused (a header, or a filter-state key), with the host's status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EditFailed<'a> {
     pub header: &'a str,
@@ -108,7 +140,14 @@ pub trait Proxy {
     /// them all for `None`; the error is the host's status.
     fn set_request_header(&mut self, name: &str, value: Option<&str>) -> Result<(), u32>;
     fn count(&mut self, counter: Counter<'_>);
+    /// Stores `value` in the request's filter state under `key` (Envoy: `wasm.<key>`).
+    fn publish(&mut self, key: &str, value: &str) -> Result<(), u32>;
 }
+
+/// Filter-state keys, with `filter_state` on: access logs read them as
+/// `%FILTER_STATE(wasm.traffic_color.color:PLAIN)%`.
+pub const STATE_COLOR: &str = "traffic_color.color";
+pub const STATE_DECIDED: &str = "traffic_color.decided";
 
 impl<'c> Verdict<'c> {
     /// The verdict for a request under `config`. `tokens` keeps decoded tokens across requests
@@ -141,10 +180,26 @@ impl<'c> Verdict<'c> {
         } else {
             None
         };
+        let visitor = config.visitor.as_ref().map(|cookie| {
+            let values = request.header_values("cookie");
+            let sent =
+                crate::request::cookie::first_values(&values, std::slice::from_ref(&cookie.name))
+                    .pop()
+                    .flatten()
+                    .filter(|id| is_visitor_id(id));
+            match sent {
+                Some(id) => Visitor { id, minted: false },
+                None => Visitor {
+                    id: mint_visitor(request),
+                    minted: true,
+                },
+            }
+        });
         let (color, decided) = match kept {
             Some((tag, from)) => (Some(tag), Decided::Kept(from)),
             None => {
-                let facts = RequestFacts::new(request, &program.needs, &config.claims);
+                let facts = RequestFacts::new(request, &program.needs, &config.claims)
+                    .with_visitor(visitor.as_ref().map(|v| v.id.as_str()));
                 let facts = match tokens {
                     Some(cache) => facts.with_token_cache(cache),
                     None => facts,
@@ -185,7 +240,14 @@ impl<'c> Verdict<'c> {
             color_edit,
             baggage_edit,
             baggage_full,
+            visitor,
         }
+    }
+
+    /// The response's `Set-Cookie` value when a visitor id was minted.
+    pub fn set_cookie(&self, config: &FilterConfig) -> Option<String> {
+        let visitor = self.visitor.as_ref().filter(|v| v.minted)?;
+        Some(config.visitor.as_ref()?.set_cookie(&visitor.id))
     }
 
     /// Every counter this request bumps, each once.
@@ -236,6 +298,18 @@ impl<'c> Verdict<'c> {
                 && let Err(status) = proxy.set_request_header(header, value)
             {
                 failed.get_or_insert(EditFailed { header, status });
+            }
+        }
+        if config.filter_state {
+            let color = self.color.map_or(crate::metrics::UNSET, Tag::as_str);
+            let decided = self.decided.to_string();
+            for (key, value) in [(STATE_COLOR, color), (STATE_DECIDED, decided.as_str())] {
+                if let Err(status) = proxy.publish(key, value) {
+                    failed.get_or_insert(EditFailed {
+                        header: key,
+                        status,
+                    });
+                }
             }
         }
         failed.map_or(Ok(()), Err)
@@ -378,6 +452,52 @@ mod tests {
             v.counters().collect::<Vec<_>>(),
             [Counter::Color(v.color), Counter::Kept]
         );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_visitor_without_a_valid_cookie_gets_one_and_keeps_it() {
+        let c = FilterConfig::from_json(
+            br#"{"rules": "match { split(visitor, \"v\") < 50 } -> \"canary\"\ndefault -> \"stable\"", "visitor": {"cookie": "tcv", "max_age": 60}}"#,
+        )
+        .unwrap();
+        let first = SimpleRequest::new("GET", "/").with_header("x-request-id", "a1b2");
+        let v = Verdict::for_request(&c, &first, None);
+        let visitor = v.visitor.clone().unwrap();
+        assert!(visitor.minted && visitor.id.len() == 32, "{visitor:?}");
+        assert_eq!(
+            v.set_cookie(&c).as_deref(),
+            Some(
+                format!(
+                    "tcv={}; Max-Age=60; Path=/; Secure; HttpOnly; SameSite=Lax",
+                    visitor.id
+                )
+                .as_str()
+            )
+        );
+        // The next visit carries the cookie: same id, same color, nothing minted.
+        for request_id in ["x", "y", "z"] {
+            let again = SimpleRequest::new("GET", "/")
+                .with_header("x-request-id", request_id)
+                .with_header("cookie", &format!("a=1; tcv={}", visitor.id));
+            let w = Verdict::for_request(&c, &again, None);
+            assert_eq!(
+                w.visitor.as_ref().map(|v| (&v.id, v.minted)),
+                Some((&visitor.id, false))
+            );
+            assert_eq!(w.color, v.color);
+            assert_eq!(w.set_cookie(&c), None);
+        }
+        // A malformed cookie is replaced, never an error.
+        for bad in [
+            "tcv=",
+            "tcv=XYZ",
+            "tcv=0123456789abcdef0123456789ABCDEF",
+            "tcv=%zz",
+        ] {
+            let req = SimpleRequest::new("GET", "/").with_header("cookie", bad);
+            let w = Verdict::for_request(&c, &req, None);
+            assert!(w.visitor.is_some_and(|v| v.minted), "{bad}");
+        }
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -258,3 +258,41 @@ fn keep_and_baggage() {
         .to_string();
     assert!(err.contains("invalid type"), "{err}");
 }
+
+/// `visitor` settings a browser would refuse are config errors with their position; rules that
+/// read `visitor` need the key, and say where they read it.
+#[wasm_bindgen_test(unsupported = test)]
+fn visitor_settings_are_checked() {
+    let rules = r#""match { split(visitor, \"g\") < 30 } -> \"canary\"\ndefault -> \"stable\"""#;
+    let c = load(&format!(r#"{{"rules": {rules}, "visitor": {{}}}}"#)).unwrap();
+    let v = c.visitor.unwrap();
+    assert_eq!(
+        (v.name.as_str(), v.max_age, v.path.as_str(), v.secure, v.http_only),
+        ("tc-visitor", 2_592_000, "/", true, true)
+    );
+    for (visitor, want) in [
+        (r#"{"cookie": "a b"}"#, "invalid `visitor.cookie` at line 1, column"),
+        (r#"{"cookie": ""}"#, "invalid `visitor.cookie`"),
+        (r#"{"path": "shop"}"#, "invalid `visitor.path`"),
+        (r#"{"path": "/a;b"}"#, "invalid `visitor.path`"),
+        (
+            r#"{"same_site": "None", "secure": false}"#,
+            "browsers drop a `SameSite=None` cookie",
+        ),
+        (r#"{"same_site": "lax"}"#, "unknown variant `lax`"),
+        (r#"{"max_age": -1}"#, "invalid value"),
+        (r#"{"domain": "x"}"#, "unknown field `domain`"),
+    ] {
+        let json = format!(r#"{{"rules": {rules}, "visitor": {visitor}}}"#);
+        let err = load(&json).expect_err(&json).to_string();
+        assert!(err.contains(want), "{visitor}: {err}");
+    }
+    let err = load(&format!(r#"{{"rules": {rules}}}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`visitor` needs the config key `visitor`")
+            && err.contains("line 1, column 15 (rule 1)"),
+        "{err}"
+    );
+}

@@ -464,3 +464,48 @@ fn fetches_only_what_is_needed_once_and_lazily() {
     assert_eq!(asked, ["a", "all cookie", ":path", "claims"]);
     assert!(!p.needs.clock && !p.needs.method);
 }
+
+/// `split(key, "group")` is a percentage with four decimals; `split("group")` is keyed by the
+/// request id, so a request with the same id splits the same way on every hop.
+#[wasm_bindgen_test(unsupported = test)]
+fn splits_are_percentages_of_their_key() {
+    let with_id = |id: &str| get("/").with_header("x-request-id", id);
+    let s = traffic_color::bucket::split("rollout", "3f0e8c2a-1");
+    assert!((0.0..100.0).contains(&s));
+    let below = format!("split(\"rollout\") < {}", s + 0.0001);
+    let at = format!("split(\"rollout\") < {s}");
+    assert!(holds(&below, &with_id("3f0e8c2a-1")));
+    assert!(!holds(&at, &with_id("3f0e8c2a-1")));
+    assert!(holds(
+        &format!("split(header[\"x-request-id\"], \"rollout\") == {s}"),
+        &with_id("3f0e8c2a-1")
+    ));
+    // No request id: absent, so no comparison holds.
+    assert!(!holds("split(\"rollout\") >= 0", &get("/")));
+    assert!(!holds("split(\"rollout\") < 100", &get("/")));
+    // Over many requests, `< 0.5` takes about half a percent, `< 30` about 30%.
+    let n = 40_000u32;
+    let (mut small, mut large) = (0u32, 0u32);
+    for i in 0..n {
+        let req = with_id(&format!("{i:08x}-4c1d-4b2e-9a7f-{i:012x}"));
+        small += u32::from(holds("split(\"rollout\") < 0.5", &req));
+        large += u32::from(holds("split(\"rollout\") < 30", &req));
+    }
+    assert!((140..=260).contains(&small), "{small}");
+    assert!((11_600..=12_400).contains(&large), "{large}");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn baggage_members_are_values() {
+    let req = get("/")
+        .with_header("baggage", "tenant=acme;prop=1, region=eu%2Dwest")
+        .with_header("baggage", "tier=gold");
+    assert!(holds(r#"baggage["tenant"] == "acme""#, &req));
+    assert!(holds(r#"baggage["region"] == "eu-west""#, &req));
+    assert!(holds(r#"baggage["tier"] in ["gold", "silver"]"#, &req));
+    assert!(!holds(r#"exists(baggage["nope"])"#, &req));
+    // Malformed: a broken escape makes the member absent.
+    let bad = get("/").with_header("baggage", "tenant=%zz");
+    assert!(!holds(r#"exists(baggage["tenant"])"#, &bad));
+    assert!(!holds(r#"baggage["tenant"] != "acme""#, &bad));
+}

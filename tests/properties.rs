@@ -279,6 +279,7 @@ fn realistic_request() -> impl Strategy<Value = SimpleRequest> {
 struct FakeProxy {
     headers: Vec<(String, String)>,
     counted: Vec<String>,
+    published: Vec<(String, String)>,
 }
 
 impl Proxy for FakeProxy {
@@ -292,6 +293,11 @@ impl Proxy for FakeProxy {
 
     fn count(&mut self, counter: Counter<'_>) {
         self.counted.push(format!("{counter:?}"));
+    }
+
+    fn publish(&mut self, key: &str, value: &str) -> Result<(), u32> {
+        self.published.push((key.to_string(), value.to_string()));
+        Ok(())
     }
 }
 
@@ -377,7 +383,7 @@ proptest! {
     /// every other header, the counters and the route refresh are exactly what it says.
     #[test]
     fn applying_a_verdict_makes_exactly_its_edits(req in request_with_colors()) {
-        for extra in ["{}", r#"{"baggage": "tc"}"#, r#"{"keep": true, "baggage": "tc"}"#, r#"{"keep": true}"#] {
+        for extra in ["{}", r#"{"baggage": "tc", "filter_state": true}"#, r#"{"keep": true, "baggage": "tc"}"#, r#"{"keep": true}"#] {
             let c = realistic(extra);
             let v = Verdict::for_request(&c, &req, None);
             let mut proxy = FakeProxy { headers: req.headers.clone(), ..FakeProxy::default() };
@@ -407,6 +413,15 @@ proptest! {
             prop_assert_eq!(others(&proxy.headers), others(&req.headers));
             let counted: Vec<String> = v.counters().map(|c| format!("{c:?}")).collect();
             prop_assert_eq!(&proxy.counted, &counted);
+            let published: Vec<(String, String)> = if c.filter_state {
+                vec![
+                    ("traffic_color.color".into(), v.color.map_or("unset", |t| t.as_str()).into()),
+                    ("traffic_color.decided".into(), v.decided.to_string()),
+                ]
+            } else {
+                vec![]
+            };
+            prop_assert_eq!(&proxy.published, &published);
             // A client's color header never goes on unless kept.
             if v.decided != Decided::Kept(KeptFrom::Header) {
                 prop_assert_eq!(color_after.len(), usize::from(v.color.is_some()));

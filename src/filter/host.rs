@@ -41,6 +41,19 @@ unsafe extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -160,6 +173,35 @@ pub fn set_header(map: MapType, name: &str, value: Option<&str>) -> Result<(), S
             None => proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()),
         }
     };
+    match status {
+        0 => Ok(()),
+        status => Err(status),
+    }
+}
+
+/// Adds a header value, keeping the values already there (`Set-Cookie`).
+pub fn add_header(map: MapType, name: &str, value: &str) -> Result<(), Status> {
+    // SAFETY: pointers and lengths of live &strs.
+    let status = unsafe {
+        proxy_add_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    match status {
+        0 => Ok(()),
+        status => Err(status),
+    }
+}
+
+/// Sets a property of the current stream; Envoy keeps it as filter state `wasm.<name>`.
+pub fn set_property(name: &str, value: &str) -> Result<(), Status> {
+    // SAFETY: pointers and lengths of live &strs.
+    let status =
+        unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
     match status {
         0 => Ok(()),
         status => Err(status),

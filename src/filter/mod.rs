@@ -171,6 +171,7 @@ impl RootContext for FilterRoot {
                 id: context_id,
                 active,
                 decided: Decided::Rules(DecidedBy::Nothing),
+                set_cookie: None,
             }),
             None => Box::new(Unconfigured),
         })
@@ -183,6 +184,8 @@ struct FilterStream {
     active: Rc<Active>,
     /// For the debug response header.
     decided: Decided,
+    /// A minted visitor id's cookie, for the response.
+    set_cookie: Option<String>,
 }
 
 impl Context for FilterStream {}
@@ -202,6 +205,10 @@ impl Proxy for HostWrites<'_> {
             let _ = host::increment(id);
         }
     }
+
+    fn publish(&mut self, key: &str, value: &str) -> Result<(), u32> {
+        host::set_property(key, value)
+    }
 }
 
 impl HttpContext for FilterStream {
@@ -211,6 +218,7 @@ impl HttpContext for FilterStream {
         let request = HostRequest::new(active.bulk_headers);
         let verdict = Verdict::for_request(config, &request, Some(&active.tokens));
         self.decided = verdict.decided;
+        self.set_cookie = verdict.set_cookie(config);
         let mut writes = HostWrites {
             counters: &active.counters,
         };
@@ -234,6 +242,15 @@ impl HttpContext for FilterStream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(cookie) = self.set_cookie.take()
+            && let Err(status) =
+                host::add_header(MapType::HttpResponseHeaders, "set-cookie", &cookie)
+        {
+            warn!(
+                "#{} cannot set the visitor cookie: status {status}",
+                self.id
+            );
+        }
         if let Some(debug_header) = &self.active.config.debug_header {
             let value = self.decided.to_string();
             let name = debug_header.as_str();
@@ -303,7 +320,11 @@ fn bulk_headers(config: &FilterConfig) -> bool {
         + usize::from(needs.method)
         + usize::from(needs.host)
         + usize::from(!needs.claims.is_empty() && config.claims.trust() == ClaimTrust::Unverified);
-    !needs.cookies.is_empty() || config.baggage.is_some() || reads > BULK_AFTER_READS
+    !needs.cookies.is_empty()
+        || !needs.baggage.is_empty()
+        || config.baggage.is_some()
+        || config.visitor.is_some()
+        || reads > BULK_AFTER_READS
 }
 
 impl RequestSource for HostRequest {

@@ -98,6 +98,15 @@ pub enum ValueKind {
         key: Box<Value>,
         group: Option<Spanned<String>>,
     },
+    /// `split(key, "group")`, or `split("group")` keyed by the request id.
+    Split {
+        key: Option<Box<Value>>,
+        group: Option<Spanned<String>>,
+    },
+    /// The sticky visitor id (config `visitor`).
+    Visitor,
+    /// A W3C baggage member.
+    Baggage(String),
     /// An unknown source; already reported.
     Invalid,
 }

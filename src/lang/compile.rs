@@ -20,7 +20,7 @@ enum Ty {
     Text,
     /// JWT claims: any JSON value.
     Claim,
-    /// `bucket(..)`: a number 1..100.
+    /// `bucket(..)`: a number 1..100; `split(..)`: a number in [0, 100).
     Num,
     /// `source.ip`.
     Ip,
@@ -32,11 +32,14 @@ impl Ty {
             Ty::Str => "text (path, method, host)",
             Ty::Text => "a header, query or cookie value",
             Ty::Claim => "a token claim",
-            Ty::Num => "a bucket number",
+            Ty::Num => "a number (bucket or split)",
             Ty::Ip => "source.ip",
         }
     }
 }
+
+/// The header `split("group")` reads.
+pub const REQUEST_ID: &str = "x-request-id";
 
 pub(crate) struct Compiler {
     lines: LineIndex,
@@ -285,6 +288,46 @@ impl Compiler {
                         prefix: group?,
                     },
                     Ty::Num,
+                )
+            }
+            ValueKind::Split { key, group } => {
+                let key = match key {
+                    Some(key) => self.value(key).map(|(v, _)| v),
+                    // Envoy sets x-request-id at the edge, before any filter, and it travels
+                    // with the request: the same request splits the same way on every hop.
+                    None => Some(Val::Header(Needs::slot(
+                        &mut self.needs.headers,
+                        &REQUEST_ID.to_string(),
+                    ))),
+                };
+                let group = match group {
+                    None => {
+                        self.error(ErrorKind::MissingSplitGroup, span);
+                        None
+                    }
+                    Some(g) if g.node.is_empty() => {
+                        self.error(ErrorKind::EmptyBucketGroup, g.span);
+                        None
+                    }
+                    Some(g) => Some(format!("{}:", g.node)),
+                };
+                (
+                    Val::Split {
+                        key: Box::new(key?),
+                        prefix: group?,
+                    },
+                    Ty::Num,
+                )
+            }
+            ValueKind::Visitor => {
+                self.needs.visitor.get_or_insert(span);
+                (Val::Visitor, Ty::Str)
+            }
+            ValueKind::Baggage(name) => {
+                self.name(name, span)?;
+                (
+                    Val::Baggage(Needs::slot(&mut self.needs.baggage, name)),
+                    Ty::Text,
                 )
             }
             ValueKind::Invalid => return None,

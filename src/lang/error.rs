@@ -22,6 +22,9 @@ pub enum ErrorKind {
     },
     MissingBucketGroup,
     EmptyBucketGroup,
+    MissingSplitGroup,
+    /// `visitor` in the rules, but no `visitor` in the config.
+    VisitorNotConfigured,
     TypeMismatch {
         value: &'static str,
         op: String,
@@ -84,7 +87,7 @@ impl fmt::Display for ErrorKind {
             Expected { expected, found } => write!(f, "expected {expected}, found {found}"),
             UnknownSource(s) => write!(
                 f,
-                "unknown source `{s}`; expected one of header[..], query[..], cookie[..], token[..], path, method, host, source.ip, bucket(.., \"group\")"
+                "unknown source `{s}`; expected one of header[..], query[..], cookie[..], token[..], path, method, host, source.ip, bucket(.., \"group\"), split(.., \"group\"), visitor, baggage[..]"
             ),
             UnknownOperator(o) => write!(
                 f,
@@ -98,6 +101,14 @@ impl fmt::Display for ErrorKind {
                 "bucket needs a group: bucket(key, \"group\"); without one, cohorts of different rules would coincide"
             ),
             EmptyBucketGroup => write!(f, "bucket group must not be empty"),
+            MissingSplitGroup => write!(
+                f,
+                "split needs a group: split(\"group\") or split(key, \"group\"); without one, splits of different rules would coincide"
+            ),
+            VisitorNotConfigured => write!(
+                f,
+                "`visitor` needs the config key `visitor` (the cookie that keeps a visitor's id)"
+            ),
             TypeMismatch { value, op, wants } => {
                 write!(f, "type error: `{op}` on {value} needs {wants}")
             }

@@ -2,7 +2,7 @@
 //! An absent value makes every test on it false; `!` negates whole conditions only.
 
 use super::program::*;
-use crate::bucket::bucket_of_prefixed;
+use crate::bucket::{bucket_of_prefixed, split_of_prefixed};
 use serde_json::Value as Json;
 use std::cmp::Ordering;
 use std::net::IpAddr;
@@ -13,6 +13,9 @@ pub trait Facts {
     fn query(&self, slot: usize) -> Option<&str>;
     fn cookie(&self, slot: usize) -> Option<&str>;
     fn claim(&self, slot: usize) -> Option<&Json>;
+    fn baggage(&self, slot: usize) -> Option<&str>;
+    /// The sticky visitor id, read from its cookie or minted for this request.
+    fn visitor(&self) -> Option<&str>;
     fn path(&self) -> Option<&str>;
     fn method(&self) -> Option<&str>;
     fn host(&self) -> Option<&str>;
@@ -104,30 +107,42 @@ impl Val {
             Val::Host => facts.host().map(Seen::Text),
             Val::SourceIp => facts.source_ip().map(Seen::Ip),
             Val::Bucket { key, prefix } => {
-                let formatted;
-                let key: &str = match key.read(facts)? {
-                    Seen::Text(s) => s,
-                    Seen::Json(Json::String(s)) => s,
-                    Seen::Json(Json::Number(n)) => {
-                        formatted = n.to_string();
-                        &formatted
-                    }
-                    Seen::Json(_) => return None,
-                    // Only a bucket reads as a number here, and buckets are whole numbers.
-                    Seen::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
-                        formatted = (n as i64).to_string();
-                        &formatted
-                    }
-                    Seen::Num(_) => return None,
-                    Seen::Ip(ip) => {
-                        formatted = ip.to_string();
-                        &formatted
-                    }
-                };
-                Some(Seen::Num(f64::from(bucket_of_prefixed(prefix, key))))
+                let n = with_key_text(key, facts, |k| bucket_of_prefixed(prefix, k))?;
+                Some(Seen::Num(f64::from(n)))
             }
+            Val::Split { key, prefix } => {
+                with_key_text(key, facts, |k| split_of_prefixed(prefix, k)).map(Seen::Num)
+            }
+            Val::Visitor => facts.visitor().map(Seen::Text),
+            Val::Baggage(i) => facts.baggage(*i).map(Seen::Text),
         }
     }
+}
+
+/// Hashes a bucket's or split's key as text: strings as they are, numbers as JSON writes them,
+/// addresses in their usual form; objects, arrays and booleans have no key.
+fn with_key_text<T>(key: &Val, facts: &impl Facts, hash: impl FnOnce(&str) -> T) -> Option<T> {
+    let formatted;
+    let key: &str = match key.read(facts)? {
+        Seen::Text(s) => s,
+        Seen::Json(Json::String(s)) => s,
+        Seen::Json(Json::Number(n)) => {
+            formatted = n.to_string();
+            &formatted
+        }
+        Seen::Json(_) => return None,
+        // Only a bucket reads as a number here, and buckets are whole numbers.
+        Seen::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
+            formatted = (n as i64).to_string();
+            &formatted
+        }
+        Seen::Num(_) => return None,
+        Seen::Ip(ip) => {
+            formatted = ip.to_string();
+            &formatted
+        }
+    };
+    Some(hash(key))
 }
 
 impl Test {

@@ -13,6 +13,7 @@ pub mod program;
 pub mod span;
 pub mod time;
 
+pub use compile::REQUEST_ID;
 pub use error::{Diagnostic, ErrorKind, render_all};
 pub use program::Program;
 

@@ -10,6 +10,7 @@
 //! unary      := "!" unary | "(" expr ")" | "exists" "(" value ")" | value (op literal)?
 //! value      := header[S] | query[S] | cookie[S] | token[S]+ | path | method | host
 //!             | source.ip | bucket "(" value ("," STRING)? ")"
+//!             | split "(" (value ",")? STRING ")" | visitor | baggage "[" STRING "]"
 //! literal    := STRING | NUMBER | VERSION | true | false | "[" literal ("," literal)* ","? "]"
 //! ```
 
@@ -333,6 +334,26 @@ impl Parser<'_, '_> {
                     path.push(self.name_index()?.node);
                 }
                 ValueKind::Token(path)
+            }
+            "baggage" => ValueKind::Baggage(self.name_index()?.node),
+            "visitor" => ValueKind::Visitor,
+            "split" => {
+                self.require(Tok::LParen, "`(` after `split`")?;
+                // `split("group")`, or `split(key, "group")`.
+                let (key, group) = if let Tok::Str(_) = self.peek() {
+                    (None, Some(self.string("a quoted group name")?))
+                } else {
+                    let key = self.nested(|p| p.value())?;
+                    let group = if *self.peek() == Tok::Comma {
+                        self.bump();
+                        Some(self.string("a quoted group name")?)
+                    } else {
+                        None
+                    };
+                    (Some(Box::new(key)), group)
+                };
+                self.require(Tok::RParen, "`)` or `, \"group\"`")?;
+                ValueKind::Split { key, group }
             }
             "path" => ValueKind::Path,
             "method" => ValueKind::Method,

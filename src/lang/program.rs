@@ -90,7 +90,17 @@ pub enum Val {
     Method,
     Host,
     SourceIp,
-    Bucket { key: Box<Val>, prefix: String },
+    Bucket {
+        key: Box<Val>,
+        prefix: String,
+    },
+    /// A number in [0, 100) with four decimals, for percentages finer than 1%.
+    Split {
+        key: Box<Val>,
+        prefix: String,
+    },
+    Visitor,
+    Baggage(usize),
 }
 
 /// A comparison; `negate` turns `==` into `!=`, `in` into `not in`, `=~` into `!~`. A negated
@@ -151,6 +161,10 @@ pub struct Needs {
     pub cookies: Vec<String>,
     /// Claim paths, e.g. `["realm_access", "roles"]`.
     pub claims: Vec<Vec<String>>,
+    /// W3C baggage member keys.
+    pub baggage: Vec<String>,
+    /// Where the program first reads `visitor` (the config must then set `visitor`).
+    pub visitor: Option<Span>,
     pub path: bool,
     pub method: bool,
     pub host: bool,

@@ -53,6 +53,8 @@ pub struct RequestFacts<'a, R: RequestSource> {
     path_and_query: OnceCell<Option<Cow<'a, str>>>,
     queries: OnceCell<Vec<Option<String>>>,
     cookies: OnceCell<Vec<Option<String>>>,
+    baggage: OnceCell<Vec<Option<String>>>,
+    visitor: Option<&'a str>,
     claims: OnceCell<Option<Rc<Value>>>,
     method: OnceCell<Option<Cow<'a, str>>>,
     host: OnceCell<Option<String>>,
@@ -69,10 +71,18 @@ impl<'a, R: RequestSource> RequestFacts<'a, R> {
             path_and_query: OnceCell::new(),
             queries: OnceCell::new(),
             cookies: OnceCell::new(),
+            baggage: OnceCell::new(),
+            visitor: None,
             claims: OnceCell::new(),
             method: OnceCell::new(),
             host: OnceCell::new(),
         }
+    }
+
+    /// The visitor id the verdict read from its cookie or minted.
+    pub fn with_visitor(mut self, visitor: Option<&'a str>) -> Self {
+        self.visitor = visitor;
+        self
     }
 
     /// Decodes tokens through `cache`, which keeps them across requests.
@@ -152,6 +162,25 @@ impl<R: RequestSource> Facts for RequestFacts<'_, R> {
             })
             .get(slot)?
             .as_deref()
+    }
+
+    fn baggage(&self, slot: usize) -> Option<&str> {
+        self.baggage
+            .get_or_init(|| {
+                let values = self.source.header_values("baggage");
+                let joined = baggage::join(&values);
+                self.needs
+                    .baggage
+                    .iter()
+                    .map(|key| baggage::member(joined.as_deref()?, key))
+                    .collect()
+            })
+            .get(slot)?
+            .as_deref()
+    }
+
+    fn visitor(&self) -> Option<&str> {
+        self.visitor
     }
 
     fn claim(&self, slot: usize) -> Option<&Value> {
