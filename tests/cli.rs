@@ -142,6 +142,16 @@ const GOLDEN: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "simulate-weights",
+        &[
+            "simulate",
+            "-c",
+            "tests/fixtures/cli/weights.json",
+            "--users",
+            "100000",
+        ],
+    ),
+    (
         "simulate-requests",
         &[
             "simulate",

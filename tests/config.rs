@@ -267,11 +267,20 @@ fn visitor_settings_are_checked() {
     let c = load(&format!(r#"{{"rules": {rules}, "visitor": {{}}}}"#)).unwrap();
     let v = c.visitor.unwrap();
     assert_eq!(
-        (v.name.as_str(), v.max_age, v.path.as_str(), v.secure, v.http_only),
+        (
+            v.name.as_str(),
+            v.max_age,
+            v.path.as_str(),
+            v.secure,
+            v.http_only
+        ),
         ("tc-visitor", 2_592_000, "/", true, true)
     );
     for (visitor, want) in [
-        (r#"{"cookie": "a b"}"#, "invalid `visitor.cookie` at line 1, column"),
+        (
+            r#"{"cookie": "a b"}"#,
+            "invalid `visitor.cookie` at line 1, column",
+        ),
         (r#"{"cookie": ""}"#, "invalid `visitor.cookie`"),
         (r#"{"path": "shop"}"#, "invalid `visitor.path`"),
         (r#"{"path": "/a;b"}"#, "invalid `visitor.path`"),

@@ -368,6 +368,23 @@ impl Tally {
     }
 }
 
+/// Gives a request without one the unique `x-request-id` Envoy would generate at the edge, so
+/// `split("group")` and minted visitor ids spread as they do in the proxy.
+fn with_request_id(req: &mut SimpleRequest, n: u64) {
+    use traffic_color::request::RequestSource;
+    if req.header(traffic_color::lang::REQUEST_ID).is_none() {
+        let h = traffic_color::bucket::murmur3_x86_32(&n.to_le_bytes());
+        let id = format!(
+            "{h:08x}-{:04x}-4{:03x}-a{:03x}-{n:012x}",
+            n & 0xffff,
+            h & 0xfff,
+            (h >> 12) & 0xfff
+        );
+        req.headers
+            .push((traffic_color::lang::REQUEST_ID.to_string(), id));
+    }
+}
+
 fn simulate(
     config: &Path,
     requests: Option<PathBuf>,
@@ -401,6 +418,7 @@ fn simulate(
             req.verified_claims = r.claims;
             req.source_address = r.source_ip;
             req.now = now;
+            with_request_id(&mut req, i as u64);
             tally.add(config_for(&loaded.config, &verified, &req), &req);
         }
     }
@@ -413,6 +431,7 @@ fn simulate(
                 None => req = req.with_header(&user_header.to_ascii_lowercase(), &id),
             }
             req.now = now;
+            with_request_id(&mut req, i);
             tally.add(config_for(&loaded.config, &verified, &req), &req);
         }
     }
