@@ -270,17 +270,7 @@ impl Compiler {
             }
             ValueKind::Bucket { key, group } => {
                 let key = self.value(key);
-                let group = match group {
-                    None => {
-                        self.error(ErrorKind::MissingBucketGroup, span);
-                        None
-                    }
-                    Some(g) if g.node.is_empty() => {
-                        self.error(ErrorKind::EmptyBucketGroup, g.span);
-                        None
-                    }
-                    Some(g) => Some(format!("{}:", g.node)),
-                };
+                let group = self.group(group.as_ref(), span, ErrorKind::MissingBucketGroup);
                 let (key, _) = key?;
                 (
                     Val::Bucket {
@@ -300,17 +290,7 @@ impl Compiler {
                         &REQUEST_ID.to_string(),
                     ))),
                 };
-                let group = match group {
-                    None => {
-                        self.error(ErrorKind::MissingSplitGroup, span);
-                        None
-                    }
-                    Some(g) if g.node.is_empty() => {
-                        self.error(ErrorKind::EmptyBucketGroup, g.span);
-                        None
-                    }
-                    Some(g) => Some(format!("{}:", g.node)),
-                };
+                let group = self.group(group.as_ref(), span, ErrorKind::MissingSplitGroup);
                 (
                     Val::Split {
                         key: Box::new(key?),
@@ -332,6 +312,26 @@ impl Compiler {
             }
             ValueKind::Invalid => return None,
         })
+    }
+
+    /// The `group:` prefix a bucket or split hashes before its key.
+    fn group(
+        &mut self,
+        group: Option<&Spanned<String>>,
+        span: Span,
+        missing: ErrorKind,
+    ) -> Option<String> {
+        match group {
+            None => {
+                self.error(missing, span);
+                None
+            }
+            Some(g) if g.node.is_empty() => {
+                self.error(ErrorKind::EmptyBucketGroup, g.span);
+                None
+            }
+            Some(g) => Some(format!("{}:", g.node)),
+        }
     }
 
     fn mismatch(&mut self, ty: Ty, op: &Spanned<Op>, wants: &'static str) -> Option<Test> {

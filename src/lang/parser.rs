@@ -340,20 +340,17 @@ impl Parser<'_, '_> {
             "split" => {
                 self.require(Tok::LParen, "`(` after `split`")?;
                 // `split("group")`, or `split(key, "group")`.
-                let (key, group) = if let Tok::Str(_) = self.peek() {
-                    (None, Some(self.string("a quoted group name")?))
+                if let Tok::Str(_) = self.peek() {
+                    let group = Some(self.string("a quoted group name")?);
+                    self.require(Tok::RParen, "`)`")?;
+                    ValueKind::Split { key: None, group }
                 } else {
-                    let key = self.nested(|p| p.value())?;
-                    let group = if *self.peek() == Tok::Comma {
-                        self.bump();
-                        Some(self.string("a quoted group name")?)
-                    } else {
-                        None
-                    };
-                    (Some(Box::new(key)), group)
-                };
-                self.require(Tok::RParen, "`)` or `, \"group\"`")?;
-                ValueKind::Split { key, group }
+                    let (key, group) = self.key_and_group()?;
+                    ValueKind::Split {
+                        key: Some(Box::new(key)),
+                        group,
+                    }
+                }
             }
             "path" => ValueKind::Path,
             "method" => ValueKind::Method,
@@ -378,14 +375,7 @@ impl Parser<'_, '_> {
             }
             "bucket" => {
                 self.require(Tok::LParen, "`(` after `bucket`")?;
-                let key = self.nested(|p| p.value())?;
-                let group = if *self.peek() == Tok::Comma {
-                    self.bump();
-                    Some(self.string("a quoted group name")?)
-                } else {
-                    None
-                };
-                self.require(Tok::RParen, "`)` or `, \"group\"`")?;
+                let (key, group) = self.key_and_group()?;
                 ValueKind::Bucket {
                     key: Box::new(key),
                     group,
@@ -408,6 +398,20 @@ impl Parser<'_, '_> {
             node: kind,
             span: start.to(end),
         })
+    }
+
+    /// `key, "group")` of a `bucket(` or `split(`: the group may be missing (the compiler says
+    /// why it is needed).
+    fn key_and_group(&mut self) -> Parsed<(Value, Option<Spanned<String>>)> {
+        let key = self.nested(|p| p.value())?;
+        let group = if *self.peek() == Tok::Comma {
+            self.bump();
+            Some(self.string("a quoted group name")?)
+        } else {
+            None
+        };
+        self.require(Tok::RParen, "`)` or `, \"group\"`")?;
+        Some((key, group))
     }
 
     fn literal(&mut self) -> Parsed<Literal> {
