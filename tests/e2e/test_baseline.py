@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import request
+from traffic_color_harness.client import request
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Config pushes under load (issue 6): Envoy takes its listener from a file (LDS over
+"""Config pushes under load: Envoy takes its listener from a file (LDS over
 `path_config_source` with a watched directory), and the filter's rules are replaced several
 times, with valid and invalid configs, while load generator threads send requests without a
 pause. Proven here:
@@ -25,12 +25,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-import envoy_config
-import stack
+from traffic_color_harness import envoy_config
 
 PROBE = [("x-probe", "1")]
 HEADER_RULE = 'match {{ header["x-probe"] == "1" }} -> "{color}"\ndefault -> "stable"\n'
@@ -61,36 +59,9 @@ class LdsEnvoy:
             "path_config_source": {"path": str(self.path), "watched_directory": {"path": str(self.dir)}},
         }}
         self.push(first_config)
-        self.envoy = self._start(cfg, envoys, name)
-        envoys.started.append(self.envoy)
-
-    @staticmethod
-    def _start(cfg: dict, envoys, name: str) -> stack.Envoy:
-        """stack.start_envoy, plus a short drain time so keep-alive connections move to a new
-        filter chain within seconds (Envoy's default is 600 s)."""
-        envoys.n += 1
-        name = f"{envoys.n:02d}-{name}"
-        config_path = envoy_config.write(cfg, envoys.run_dir / f"{name}.json")
-        admin_file = envoys.run_dir / f"{name}.admin-address"
-        proc = stack.Process(name, stack.envoy_argv(config_path) + [
-            "--admin-address-path", admin_file, "--drain-time-s", "2"], envoys.run_dir / f"{name}.log")
-        try:
-            admin_port = None
-            for _ in stack._deadline_loop(30, f"starting {name}", proc):
-                if admin_port is None:
-                    text = admin_file.read_text().strip() if admin_file.exists() else ""
-                    admin_port = int(text.rsplit(":", 1)[1]) if text else None
-                    continue
-                try:
-                    status, body = stack.admin_get(admin_port, "/ready")
-                except OSError:
-                    continue
-                if status == 200 and body.strip() == b"LIVE":
-                    break
-            return stack.Envoy(proc, config_path, admin_port, 0)
-        except BaseException:
-            proc.stop()
-            raise
+        # A short drain time, so keep-alive connections move to a new filter chain within
+        # seconds (Envoy's default is 600 s).
+        self.envoy = envoys.start_rendered(cfg, name, extra_args=("--drain-time-s", "2"))
 
     def push(self, config: dict | None = None, raw: str | None = None) -> float:
         """Replace the listener with one whose filter config is `config` (or the exact string

@@ -1,4 +1,5 @@
-"""`DEMO_EXIT=1 envoy/demo.py` runs the tour and exits 0 only if every request was routed right."""
+"""`make demo`'s tour (DEMO_EXIT=1): every request reaches the expected version, and the demo
+exits 0 only then."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import socket
 import subprocess
 import sys
 
-from helpers import REPO
+from traffic_color_harness.repo import REPO
 
 
 def free_port() -> int:
@@ -19,10 +20,10 @@ def free_port() -> int:
 
 def test_demo_tour_passes(wasm, tmp_path):
     env = dict(os.environ, DEMO_EXIT="1", DEMO_PORT=str(free_port()))
-    p = subprocess.Popen([sys.executable, str(REPO / "envoy" / "demo.py"), "--wasm", str(wasm),
+    p = subprocess.Popen([sys.executable, "-m", "traffic_color_harness.demo", "--wasm", str(wasm),
                           "--run-dir", str(tmp_path)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
-                         start_new_session=True)
+                         start_new_session=True, cwd=REPO)
     try:
         out, _ = p.communicate(timeout=90)
     except subprocess.TimeoutExpired:

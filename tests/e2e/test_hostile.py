@@ -1,4 +1,4 @@
-"""Hostile requests through the real Envoy (issue 6): huge and many headers, invalid UTF-8,
+"""Hostile requests through the real Envoy: huge and many headers, invalid UTF-8,
 10,000 cookies, deeply nested and 1 MB tokens, percent-encoding garbage, and a backtracking-
 shaped regex against long values.
 
@@ -19,17 +19,15 @@ and sees them all), because the test upstream is Python's http.server, which ref
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import socket
 import time
 
 import pytest
 
-import envoy_config
-import stack
-from helpers import Response, request
+from traffic_color_harness import envoy_config
+from traffic_color_harness.client import Response, raw_request, request
+from traffic_color_harness.envoy import Envoy
+from traffic_color_harness.tokens import unsigned
 
 COLOR = "x-version-route"
 DEBUG = "x-version-route-rule"
@@ -54,22 +52,15 @@ HOSTILE_HEADERS = ["cookie", "authorization", "ua", "ua2", "x-big", "x-many", "x
                    "x-junk"]
 
 
-def _hcm(cfg: dict) -> dict:
-    return envoy_config._hcm(cfg)  # the module's own navigation (one listener, one HCM)
-
-
-def _start(envoys, name: str, *, roomy: bool) -> stack.Envoy:
+def _start(envoys, name: str, *, roomy: bool) -> Envoy:
     cfg = envoys.render(config=CONFIG)
-    hcm = _hcm(cfg)
+    hcm = envoy_config.hcm(cfg)
     if roomy:
         hcm["max_request_headers_kb"] = 8192
         hcm.setdefault("common_http_protocol_options", {})["max_headers_count"] = 20000
     for route in envoy_config.routes(cfg):
         route["request_headers_to_remove"] = HOSTILE_HEADERS
-    envoys.n += 1
-    e = stack.start_envoy(cfg, envoys.run_dir, f"{envoys.n:02d}-{name}")
-    envoys.started.append(e)
-    return e
+    return envoys.start_rendered(cfg, name)
 
 
 @pytest.fixture(scope="module")
@@ -106,48 +97,19 @@ def expect(r: Response, secs: float, color: str | None, rule: str | None, base_c
 
 
 def raw(port: int, target: bytes, headers: list[bytes]) -> Response:
-    """Raw bytes on a fresh connection; returns as soon as the response is complete (Envoy
-    delays closing a connection it answered with an error, so reading to EOF costs a second)."""
-    data = (b"GET " + target + b" HTTP/1.1\r\nhost: localhost\r\n"
-            + b"".join(h + b"\r\n" for h in headers) + b"connection: close\r\n\r\n")
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(data)
-        buf = b""
-        while True:
-            head, sep, body = buf.partition(b"\r\n\r\n")
-            if sep:
-                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-                if m and len(body) >= int(m.group(1)):
-                    break
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    hs = [(k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in lines[1:])]
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    return Response(int(lines[0].split(" ", 2)[1]), hs, body,
-                    parsed if isinstance(parsed, dict) else None)
+    """Raw bytes on a fresh connection."""
+    return raw_request(port, b"GET " + target + b" HTTP/1.1\r\nhost: localhost\r\n"
+                       + b"".join(h + b"\r\n" for h in headers) + b"connection: close\r\n\r\n")
 
 
-def token(claims: dict | str) -> str:
-    payload = claims if isinstance(claims, str) else json.dumps(claims)
-    b64 = base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
-    return "eyJhbGciOiJub25lIn0." + b64 + "."
-
-
-def wasm_failures(e: stack.Envoy) -> list[str]:
+def wasm_failures(e: Envoy) -> list[str]:
     """Lines of Envoy's log that show the Wasm VM failing (a panic, a trap, a failed callback)."""
     bad = re.compile(r"panicked|RuntimeError|Function: proxy_on\w+ failed|wasm_fail|"
                      r"Plugin .* failed|unreachable", re.I)
     return [ln for ln in e.log().splitlines() if bad.search(ln)]
 
 
-def healthy_on_every_worker(e: stack.Envoy, base_config: dict) -> None:
+def healthy_on_every_worker(e: Envoy, base_config: dict) -> None:
     """20 fresh connections (spread over both workers): every one colored and routed."""
     for i in range(20):
         r, secs = timed(request, e.port, "GET", "/", [("x-canary", "true")])
@@ -243,8 +205,8 @@ def test_huge_and_deep_tokens(roomy_envoy, base_config):
     q = "/?version=v2.1"
     base = [("x-env", "prod")]
     cases = [
-        ("a valid token", "Bearer " + token(good), "blue", "rule 3"),
-        ("a 1 MB token", "Bearer " + token({"sub": "user-a", "pad": "x" * 1_000_000}),
+        ("a valid token", "Bearer " + unsigned(good), "blue", "rule 3"),
+        ("a 1 MB token", "Bearer " + unsigned({"sub": "user-a", "pad": "x" * 1_000_000}),
          "stable", "default"),
         ("a 1 MB garbage token", "Bearer " + "A" * 1_000_000 + ".b.c", "stable", "default"),
         ("a 1 MB header of dots", "Bearer " + "." * 1_000_000, "stable", "default"),
@@ -252,23 +214,23 @@ def test_huge_and_deep_tokens(roomy_envoy, base_config):
         # 16 KiB cap bounds it); a claim a rule reads is built, and past serde_json's
         # recursion limit (128) the whole token is absent.
         ("JSON nested 5,000 deep in a claim no rule reads",
-         "Bearer " + token('{"sub":"user-a","n":' + "[" * 5000 + "]" * 5000 + "}"), "blue", "rule 3"),
-        ("objects nested 100 deep", "Bearer " + token(nested(100)), "blue", "rule 3"),
-        ("objects nested 200 deep in a claim no rule reads", "Bearer " + token(nested(200)),
+         "Bearer " + unsigned('{"sub":"user-a","n":' + "[" * 5000 + "]" * 5000 + "}"), "blue", "rule 3"),
+        ("objects nested 100 deep", "Bearer " + unsigned(nested(100)), "blue", "rule 3"),
+        ("objects nested 200 deep in a claim no rule reads", "Bearer " + unsigned(nested(200)),
          "blue", "rule 3"),
         ("objects nested 200 deep in a claim a rule reads",
-         "Bearer " + token(nested(200, claim="deep")), "stable", "default"),
-        ("a token that is not JSON", "Bearer " + token("{\"sub\":\"user-a\""), "stable", "default"),
-        ("a payload that is an array", "Bearer " + token("[\"user-a\"]"), "stable", "default"),
+         "Bearer " + unsigned(nested(200, claim="deep")), "stable", "default"),
+        ("a token that is not JSON", "Bearer " + unsigned("{\"sub\":\"user-a\""), "stable", "default"),
+        ("a payload that is an array", "Bearer " + unsigned("[\"user-a\"]"), "stable", "default"),
         ("invalid base64", "Bearer a.!!!!.c", "stable", "default"),
-        ("a Basic scheme", "Basic " + token(good), "stable", "default"),
+        ("a Basic scheme", "Basic " + unsigned(good), "stable", "default"),
     ]
     for what, auth, color, rule in cases:
         r, secs = timed(request, roomy_envoy.port, "GET", q, base + [("authorization", auth)])
         expect(r, secs, color, rule, base_config, what)
     # A claim three objects deep still reads (rule 7), inside a token with padding.
     deep = {"deep": {"a": {"b": "x"}}, "pad": ["y"] * 1000}
-    r, secs = timed(request, roomy_envoy.port, "GET", "/", [("authorization", "Bearer " + token(deep))])
+    r, secs = timed(request, roomy_envoy.port, "GET", "/", [("authorization", "Bearer " + unsigned(deep))])
     expect(r, secs, "blue", "rule 7", base_config, "a nested claim")
 
 
@@ -285,7 +247,7 @@ def test_invalid_utf8_in_header_values(roomy_envoy, base_config):
         ([b"x-user-id: \xff\xfe\xfd"], "stable", "default"),  # bucket of an absent key
         ([b"ua: " + b"a" * 1000 + b"\xff" + b"b"], "stable", "default"),
         ([b"cookie: junk=\xff; canary=always"], None, None),  # whole header absent or not
-        ([b"authorization: Bearer \xff\xfe." + token({"sub": "user-a"}).encode()], "stable",
+        ([b"authorization: Bearer \xff\xfe." + unsigned({"sub": "user-a"}).encode()], "stable",
          "default"),
         ([b"x-version-route: can\xffary"], "stable", "default"),
     ]
@@ -299,7 +261,7 @@ def test_invalid_utf8_in_header_values(roomy_envoy, base_config):
 
 
 def test_percent_encoding_garbage(roomy_envoy, base_config):
-    hs = [("x-env", "prod"), ("authorization", "Bearer " + token({"sub": "user-a"}))]
+    hs = [("x-env", "prod"), ("authorization", "Bearer " + unsigned({"sub": "user-a"}))]
     garbage = [
         "/?version=%zz", "/?version=%", "/?version=%2", "/?version=%ff%fe", "/?version=%c3%28",
         "/?version=v2%2", "/?%=%&version=%%%", "/?version=" + "%" * 5000,

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from helpers import request
+from traffic_color_harness.client import request
 
 RULES = "\n".join([
     'match { header["x-canary"] == "true" } -> "canary"',

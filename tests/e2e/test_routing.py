@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-import envoy_config
-from helpers import Response, load_cases, raw_request, request
+from traffic_color_harness import envoy_config
+from traffic_color_harness.client import Response, raw_request, request
+from traffic_color_harness.repo import routing_table
 
-TABLE = load_cases()
+TABLE = routing_table()
 CASES = TABLE["cases"]
 COLOR = TABLE["config"].get("header", "x-version-route")
 DEBUG = TABLE["config"]["debug_header"]

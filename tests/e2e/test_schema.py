@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-import envoy_config
-from helpers import load_cases
+from traffic_color_harness import envoy_config
+from traffic_color_harness.repo import REPO, routing_table
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((ROOT / "schema/config.schema.json").read_text())
+SCHEMA = json.loads((REPO / "schema/config.schema.json").read_text())
 
 
 def validate(cfg):
@@ -24,7 +22,7 @@ def test_schema_is_a_valid_schema():
 
 
 def test_shipped_configs_validate():
-    validate(load_cases()["config"])
+    validate(routing_table()["config"])
     validate(envoy_config.filter_config(envoy_config.load()))
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-import envoy_config
-from helpers import bucket, load_cases, murmur3_x86_32
+from traffic_color_harness import envoy_config
+from traffic_color_harness.bucket import bucket, murmur3_x86_32
+from traffic_color_harness.repo import routing_table
 
-TABLE = load_cases()
+TABLE = routing_table()
 
 
 def test_murmur3_reference_vectors():

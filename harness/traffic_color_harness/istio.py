@@ -1,4 +1,4 @@
-"""What tests/e2e/test_istio.py needs to play Istio's part, offline.
+"""Istio's part, played offline.
 
 * manifests: load istio/*.yaml, render the kustomization (`kubectl kustomize`, when kubectl is
   there), validate with Istio's CRD schemas (@kubernetes-models/istio under Node, see
@@ -12,7 +12,7 @@
   configuration = pluginConfig as a JSON string, failStrategy -> failure_policy) with routes
   taken from the VirtualService (header exact match -> subset, one cluster per subset).
 
-Written from Istio's behaviour, not from tools/oci.py, so the two check each other.
+Written from Istio's behaviour, not from the oci module, so the two check each other.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import envoy_config
+from ruamel.yaml import YAML
 
-REPO = Path(__file__).resolve().parents[2]
-ISTIO = REPO / "istio"
+from . import envoy_config
+from .repo import ISTIO_DIR as ISTIO
+from .repo import REPO
+
 VALIDATOR_DIR = REPO / "tests" / "istio"
 VALIDATOR = VALIDATOR_DIR / "validate.mjs"
 
@@ -41,8 +43,6 @@ VALIDATOR = VALIDATOR_DIR / "validate.mjs"
 
 
 def yaml_docs(text: str) -> list[Any]:
-    from ruamel.yaml import YAML
-
     return [d for d in YAML(typ="safe", pure=True).load_all(text) if d is not None]
 
 
@@ -296,12 +296,12 @@ def routes_from_virtualservice(vs: dict) -> list[dict]:
     """Envoy routes for the VirtualService's http routes (exact header matches only); the
     cluster is the destination's subset."""
     routes = []
-    for http in vs["spec"]["http"]:
-        dests = http["route"]
+    for http_route in vs["spec"]["http"]:
+        dests = http_route["route"]
         if len(dests) != 1 or "subset" not in dests[0]["destination"]:
-            raise AssertionError(f"route {http.get('name')}: expected one destination with a subset")
+            raise AssertionError(f"route {http_route.get('name')}: expected one destination with a subset")
         cluster = dests[0]["destination"]["subset"]
-        matches = http.get("match") or [{}]
+        matches = http_route.get("match") or [{}]
         for m in matches:
             if set(m) - {"headers"}:
                 raise AssertionError(f"unsupported match {m}")

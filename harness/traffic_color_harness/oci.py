@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Package the filter as an OCI image Istio can pull, without a Docker engine (stdlib only).
 
-  python3 tools/oci.py build --wasm target/traffic_color.wasm \\
+  python -m traffic_color_harness.oci build --wasm target/traffic_color.wasm \\
       [--out target/oci] [--pin istio/image.yaml] [--registry ghcr.io/acme]
   (or: make oci [REGISTRY=ghcr.io/acme])
 
@@ -43,7 +42,7 @@ import tarfile
 import zlib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from .repo import REPO, crate_version
 
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -66,19 +65,6 @@ def sha256(data: bytes) -> str:
 def canonical_json(obj: object) -> bytes:
     """Compact JSON in the order the dicts were built (deterministic)."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def crate_version(cargo_toml: Path = REPO / "Cargo.toml") -> str:
-    try:
-        import tomllib  # Python 3.11+
-    except ImportError:  # older Pythons: the [package] version line is enough
-        text = Path(cargo_toml).read_text(encoding="utf-8")
-        m = re.search(r'^\[package\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.M | re.S)
-        if not m:
-            raise OciError(f"{cargo_toml}: no [package] version")
-        return m.group(1)
-    with open(cargo_toml, "rb") as f:
-        return tomllib.load(f)["package"]["version"]
 
 
 def _tar_member(name: str, data: bytes, mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
@@ -139,7 +125,7 @@ def image_blobs(wasm: bytes, version: str, name: str = "traffic-color") -> dict:
         "os": "wasip1",
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha256(layer_tar)}"]},
-        "history": [{"created_by": f"tools/oci.py: {WASM_FILE} ({name} {version})"}],
+        "history": [{"created_by": f"traffic_color_harness.oci: {WASM_FILE} ({name} {version})"}],
     })
     manifest = canonical_json({
         "schemaVersion": 2,
@@ -291,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = build(args.wasm, args.out, version, args.name)
     except (OSError, OciError) as e:
-        print(f"oci.py: {e}", file=sys.stderr)
+        print(f"oci: {e}", file=sys.stderr)
         return 1
     digest = info["manifest_digest"].removeprefix("sha256:")
     layout_dir = _rel(args.out / info["layout"])
@@ -304,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             url = pin(args.pin, digest, version, args.name, args.registry)
         except (OSError, OciError) as e:
-            print(f"oci.py: {e}", file=sys.stderr)
+            print(f"oci: {e}", file=sys.stderr)
             return 1
         print(f"pinned       {_rel(args.pin)}: url {url}, sha256 {digest}")
     target = (url or image_url(args.registry or DEFAULT_REGISTRY, args.name, version)).removeprefix("oci://")

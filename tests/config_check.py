@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Offline checks of every config in envoy/ (no Docker engine, no network).
 
-  python3 envoy/check_configs.py --wasm target/traffic_color.wasm
+  .venv/bin/python tests/config_check.py --wasm target/traffic_color.wasm
   (or: make config-check)
 
 Envoy configs (every envoy/*.yaml|*.json with `static_resources`):
@@ -29,11 +29,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import envoy_config
-import stack
+from traffic_color_harness import envoy_config
+from traffic_color_harness.envoy import find_envoy, run_to_exit
+from traffic_color_harness.repo import ENVOY_DIR, ENVOY_YAML, REPO
 
-HERE = Path(__file__).resolve().parent
-COMPOSE_FILES = sorted(HERE.glob("docker-compose*.y*ml")) + sorted(HERE.glob("compose*.y*ml"))
+COMPOSE_FILES = sorted(ENVOY_DIR.glob("docker-compose*.y*ml")) + sorted(ENVOY_DIR.glob("compose*.y*ml"))
 
 
 class Checks:
@@ -55,7 +55,7 @@ class Checks:
 
 def envoy_configs() -> list[Path]:
     out = []
-    for p in sorted(list(HERE.glob("*.yaml")) + list(HERE.glob("*.yml")) + list(HERE.glob("*.json"))):
+    for p in sorted(list(ENVOY_DIR.glob("*.yaml")) + list(ENVOY_DIR.glob("*.yml")) + list(ENVOY_DIR.glob("*.json"))):
         if p in COMPOSE_FILES:
             continue
         if "static_resources" in p.read_text(encoding="utf-8", errors="replace"):
@@ -64,18 +64,18 @@ def envoy_configs() -> list[Path]:
 
 
 def validate(c: Checks, what: str, config_path: Path, tmp: Path) -> None:
-    rc, log = stack.run_envoy_to_exit(None, tmp, f"validate-{config_path.stem}", timeout=60,
-                                      config_path=config_path, extra_args=("--mode", "validate"))
+    rc, log = run_to_exit(None, tmp, f"validate-{config_path.stem}", timeout=60,
+                          config_path=config_path, extra_args=("--mode", "validate"))
     c.check(rc == 0, f"envoy --mode validate: {what}",
             log if rc is not None else "timed out\n" + log)
 
 
 def check_envoy(c: Checks, wasm: Path, tmp: Path) -> None:
-    print(f"Envoy configs (envoy: {envoy_config.find_envoy()})")
+    print(f"Envoy configs (envoy: {find_envoy()})")
     files = envoy_configs()
     c.check(bool(files), "found Envoy configs in envoy/", "none found")
     for path in files:
-        rel = path.relative_to(HERE.parent)
+        rel = path.relative_to(REPO)
         text = path.read_text(encoding="utf-8")
         n = text.count(envoy_config.CONTAINER_WASM)
         if n != 1:
@@ -134,7 +134,7 @@ def check_compose(c: Checks, wasm: Path) -> None:
     c.check(bool(COMPOSE_FILES), "found a compose file in envoy/", "none found")
     envoy_cfg = envoy_config.load()
     for f in COMPOSE_FILES:
-        rel = f.relative_to(HERE.parent)
+        rel = f.relative_to(REPO)
         rc, out = run([binary, "-f", str(f), "config", "--quiet"])
         c.check(rc == 0, f"{rel}: docker compose config --quiet", out)
         rc2, out2 = run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(f)])
@@ -158,7 +158,7 @@ def check_compose(c: Checks, wasm: Path) -> None:
         targets = {v["target"]: Path(v["source"]).resolve() for v in ev.get("volumes") or []}
         cmd = ev.get("command") or []
         cfg_in_container = cmd[cmd.index("-c") + 1] if "-c" in cmd[:-1] else "/etc/envoy/envoy.yaml"
-        c.check(targets.get(cfg_in_container) == (HERE / "envoy.yaml").resolve(),
+        c.check(targets.get(cfg_in_container) == ENVOY_YAML.resolve(),
                 f"{rel}: envoy runs envoy/envoy.yaml (mounted at {cfg_in_container})",
                 f"mounts: {targets}, command: {cmd}")
         wasm_src = targets.get(envoy_config.CONTAINER_WASM)

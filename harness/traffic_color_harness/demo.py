@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """traffic-color demo: Envoy + the filter + two upstreams (stable, canary) on loopback.
 
-  python3 envoy/demo.py --wasm target/traffic_color.wasm   (or: make demo)
+  python -m traffic_color_harness.demo --wasm target/traffic_color.wasm   (or: make demo)
 
 Runs envoy/envoy.yaml (loopback addresses, the local .wasm, local upstreams), sends a few
 representative requests and shows, for each, the rule that decided (from the demo config's
@@ -16,9 +15,6 @@ Environment:
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
-import json
 import os
 import shlex
 import signal
@@ -27,21 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-import envoy_config
-import stack
+from . import envoy_config, tokens
+from .client import request
+from .envoy import start_envoy
+from .process import HarnessError
+from .repo import REPO
+from .upstream import start_upstreams
 
-HERE = Path(__file__).resolve().parent
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def demo_token(claims: dict) -> str:
-    # Unsigned (alg "none"): fine only because the demo config says "jwt": {"trust": "unverified"}.
-    header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    return f"{header}.{b64url(json.dumps(claims).encode())}."
-
+# Unsigned (alg "none"): fine only because the demo config says "jwt": {"trust": "unverified"}.
+USER_A_TOKEN = tokens.unsigned({"sub": "user-a"})
 
 # (what it shows, method, path, headers, version that must answer)
 TOUR = [
@@ -52,8 +42,7 @@ TOUR = [
     ("Opted out with cookie canary=never, even on GET /api/v2/ (the first matching rule wins)",
      "GET", "/api/v2/orders", [("Cookie", "theme=dark; canary=never")], "stable"),
     ("Production user-a asks for v2.x (claims from the bearer token): color blue, served by canary",
-     "GET", "/?version=v2.3", [("X-Env", "prod"),
-                               ("Authorization", "Bearer " + demo_token({"sub": "user-a"}))], "canary"),
+     "GET", "/?version=v2.3", [("X-Env", "prod"), ("Authorization", "Bearer " + USER_A_TOKEN)], "canary"),
     ("User user-148 is in bucket 5 of checkout-v2: inside the sticky 5%",
      "GET", "/checkout", [("x-user-id", "user-148")], "canary"),
     ("User user-100 is in bucket 6: just outside the 5%",
@@ -75,21 +64,6 @@ def curl(port: int, method: str, path: str, headers) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def send(port: int, method: str, path: str, headers) -> tuple[int, dict, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, headers=dict(headers))
-        r = conn.getresponse()
-        body = r.read()
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = {"raw": body[:200].decode("utf-8", "replace")}
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
-    finally:
-        conn.close()
-
-
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -105,12 +79,13 @@ def tour(port: int, program: str, debug_header: str | None) -> bool:
         print(f"\n{i}. {title}")
         print(f"   $ {curl(port, method, path, headers)}")
         try:
-            status, rh, body = send(port, method, path, headers)
+            r = request(port, method, path, headers)
         except OSError as e:
             print(f"   !! request failed: {e}")
             ok_all = False
             continue
-        rule = rh.get(debug_header) if debug_header else None
+        status, body = r.status, r.json or {}
+        rule = r.header(debug_header) if debug_header else None
         src = envoy_config.rule_source(program, rule)
         label = rule or "rule ?"
         print(f"   {label:<8} {src or '(no rule matched)'}")
@@ -126,8 +101,8 @@ def tour(port: int, program: str, debug_header: str | None) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wasm", required=True, help="the built filter (make wasm)")
-    ap.add_argument("--run-dir", default=str(HERE / "_run"),
-                    help="where the rendered config and logs go (default envoy/_run)")
+    ap.add_argument("--run-dir", default=str(REPO / "target" / "demo"),
+                    help="where the rendered config and logs go (default target/demo)")
     args = ap.parse_args()
 
     wasm = Path(args.wasm)
@@ -154,13 +129,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
 
-    procs: list[stack.Process] = []
+    ups = None
     envoy = None
     try:
-        ups, ports = stack.start_upstreams(sorted(envoy_config.clusters(base)), run_dir)
-        procs += ups
+        ups = start_upstreams(sorted(envoy_config.clusters(base)), run_dir)
+        ports = ups.ports
         cfg = envoy_config.render_local(wasm=wasm, upstream_ports=ports, listen_port=listen_port, base=base)
-        envoy = stack.start_envoy(cfg, run_dir, "demo-envoy")
+        envoy = start_envoy(cfg, run_dir, "demo-envoy")
         port = envoy.port
         print(f"Envoy {port=} (admin http://127.0.0.1:{envoy.admin_port}/), upstreams "
               + ", ".join(f"{n} :{p}" for n, p in ports.items()))
@@ -185,21 +160,21 @@ Envoy's access log ({envoy.proc.log_path}) shows the color of every request.
 Serving until Ctrl-C.""")
         while True:
             time.sleep(0.5)
-            for p in [envoy.proc, *procs]:
+            for p in [envoy.proc, *ups.processes]:
                 if not p.alive():
                     print(f"demo: {p.name} exited ({p.popen.returncode}); log:\n{p.log(4000)}", file=sys.stderr)
                     return 1
     except KeyboardInterrupt:
         print("\nstopping")
         return 0
-    except stack.StackError as e:
+    except HarnessError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
     finally:
         if envoy is not None:
             envoy.stop()
-        for p in procs:
-            p.stop()
+        if ups is not None:
+            ups.stop()
 
 
 if __name__ == "__main__":

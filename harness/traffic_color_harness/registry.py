@@ -3,7 +3,7 @@ in memory, on 127.0.0.1, plain HTTP, no auth. Just enough for `skopeo copy ... d
 (and crane / oras) to push, and for a client to pull the way Istio's fetcher does
 (GET /v2/<name>/manifests/<tag>, then GET /v2/<name>/blobs/<digest>).
 
-    python3 tests/e2e/mini_registry.py --port 0 --port-file /tmp/reg.port
+    python -m traffic_color_harness.registry --port 0 --port-file /tmp/reg.port
 
 Not a conformance-complete registry: no cross-repo mounts, no deletes, no referrers.
 """
