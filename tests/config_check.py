@@ -185,7 +185,7 @@ def main() -> int:
     args = ap.parse_args()
     wasm = Path(args.wasm).resolve()
     if not wasm.is_file():
-        print(f"check_configs: {wasm}: no such file; build it with `make wasm`", file=sys.stderr)
+        print(f"config_check: {wasm}: no such file; build it with `make wasm`", file=sys.stderr)
         return 2
 
     c = Checks()
