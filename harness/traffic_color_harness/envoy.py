@@ -143,12 +143,9 @@ class EnvoyPool:
 
     def start_rendered(self, cfg: dict, name: str, **start_kw) -> Envoy:
         """An Envoy on a config already rendered (and edited) by the caller."""
-        e = start_envoy(cfg, self.run_dir, self.next_name(name), **start_kw)
+        e = start_envoy(cfg, self.run_dir, f"{len(self.started) + 1:02d}-{name}", **start_kw)
         self.started.append(e)
         return e
-
-    def next_name(self, name: str) -> str:
-        return f"{len(self.started) + 1:02d}-{name}"
 
     def stop_all(self) -> None:
         for e in self.started:

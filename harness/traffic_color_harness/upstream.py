@@ -22,9 +22,6 @@ class Upstreams:
         for p in self.processes:
             p.stop()
 
-    def dead(self) -> list[Process]:
-        return [p for p in self.processes if not p.alive()]
-
 
 def start_upstream(name: str, run_dir: Path, timeout: float = 10.0) -> tuple[Process, int]:
     """Start envoy/upstream.py answering as `name` on a free loopback port."""
