@@ -65,8 +65,18 @@ def test_example_of_the_brief(envoys):
     ('{"header": "x-version-route"}', "rules"),                             # rules missing
     ('{"rules": "default -> \\"stable\\"", ', "line 1, column"),            # not JSON
     ('{"rules": "default -> \\"stable\\"", "jwt": {"trust": "maybe"}}', "maybe"),
-    ('{"rules": "default -> \\"stable\\"", "header": "bad header"}', "bad header"),
-], ids=["unknown-key", "missing-rules", "invalid-json", "bad-jwt-trust", "bad-header-name"])
+    ('{"rules": "default -> \\"stable\\"", "header": "bad header"}',
+     'invalid `header` "bad header" at line 1, column 46'),
+    # Headers the filter must never own, each named with where it is and why.
+    ('{"rules": "default -> \\"stable\\"",\n "header": "host"}',
+     '`header` "host" at line 2, column 12 cannot be the filter\'s: it carries the request\'s authority'),
+    ('{"rules": "default -> \\"stable\\"", "debug_header": "set-cookie"}', '`debug_header` "set-cookie"'),
+    ('{"rules": "default -> \\"stable\\"", "header": "x-forwarded-for"}', "proxies set it"),
+    ('{"rules": "default -> \\"stable\\"", "jwt": {"trust": "unverified", "metadata_key": "p"}}',
+     "`jwt.metadata_key` at line 1, column 83"),
+    ('  ', "no configuration at line 1, column 1"),
+], ids=["unknown-key", "missing-rules", "invalid-json", "bad-jwt-trust", "bad-header-name", "header-host",
+        "debug-header-set-cookie", "header-x-forwarded-for", "jwt-key-wrong-trust", "empty"])
 def test_bad_config_object_stops_envoy(envoys, raw, words):
     log = run_bad(envoys, "bad-config", raw_config=raw)
     assert words in log, f"{words!r} not in the log:\n{log[-8000:]}"
