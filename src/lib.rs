@@ -14,8 +14,10 @@
 
 pub mod bucket;
 pub mod config;
+pub mod config_hash;
 pub mod lang;
 pub mod metrics;
+pub mod outcome;
 pub mod request;
 pub mod verdict;
 

@@ -189,6 +189,47 @@ fn exit_codes() {
     assert!(help.contains("Examples:"), "{help}");
 }
 
+/// `check` names a config by the hash the filter exposes: the same for a rules file and for the
+/// JSON config holding just those rules, however that JSON is laid out; another for other rules.
+#[test]
+fn check_prints_one_hash_per_config() {
+    let dir = std::env::temp_dir().join(format!("tc-cli-hash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules =
+        std::fs::read_to_string(Path::new(DIR).join("tests/fixtures/cli/rules.tc")).unwrap();
+    let rules_json = serde_json::to_string(&rules).unwrap();
+    let files = [
+        ("compact.json", format!("{{\"rules\":{rules_json}}}")),
+        (
+            "spaced.json",
+            format!("{{\n  \"rules\" :  {rules_json}\n}}\n"),
+        ),
+        (
+            "other.json",
+            format!("{{\"rules\":{rules_json},\"keep\":true}}"),
+        ),
+    ];
+    for (name, text) in &files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let hash_of = |path: &str| {
+        let (code, out) = run(&["check", path]);
+        assert_eq!(code, 0, "{out}");
+        let hash = out.trim_end().rsplit(' ').next().unwrap().to_string();
+        assert!(
+            hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{out}"
+        );
+        hash
+    };
+    let tc = hash_of("tests/fixtures/cli/rules.tc");
+    let path = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    assert_eq!(hash_of(&path("compact.json")), tc);
+    assert_eq!(hash_of(&path("spaced.json")), tc);
+    assert_ne!(hash_of(&path("other.json")), tc);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn schema_is_valid_json_and_names_every_key() {
     let (code, out) = run(&["schema"]);

@@ -4,6 +4,7 @@
 //! answer a host gives may panic here. A non-zero status is an `Err`, and callers treat it as
 //! "absent" or log it.
 
+use crate::metrics::Kind;
 use proxy_wasm::types::{BufferType, MapType, MetricType};
 
 /// The host's status code (0 is Ok, 1 NotFound, 2 BadArgument, … as proxy-wasm numbers them).
@@ -67,6 +68,7 @@ unsafe extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
 
 /// Takes back a buffer the host filled. The host allocates it through this module's
@@ -210,7 +212,12 @@ pub fn set_property(name: &str, value: &str) -> Result<(), Status> {
 
 /// A property by path (`["source", "address"]`); `Ok(None)` when the host has none.
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
-    let path = path.join("\0");
+    property_at(&path.join("\0"))
+}
+
+/// A property by its path already joined with NULs (`"response\0code"`): no allocation for a
+/// path that is a constant.
+pub fn property_at(path: &str) -> Result<Option<Vec<u8>>, Status> {
     let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: `path` is live; the host writes a buffer pointer and length, see `take`.
     let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
@@ -220,26 +227,43 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     }
 }
 
-pub fn define_counter(name: &str) -> Result<u32, Status> {
+/// Defines (or finds: the host keys metrics by name) a metric and returns its id.
+pub fn define_metric(kind: Kind, name: &str) -> Result<u32, Status> {
+    let kind = match kind {
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Histogram => MetricType::Histogram,
+    };
     let mut id = 0u32;
     // SAFETY: `name` is live; the host writes one u32 into `id`.
-    let status = unsafe {
-        proxy_define_metric(
-            MetricType::Counter as u32,
-            name.as_ptr(),
-            name.len(),
-            &mut id,
-        )
-    };
+    let status = unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
     match status {
         0 => Ok(id),
         status => Err(status),
     }
 }
 
+pub fn define_counter(name: &str) -> Result<u32, Status> {
+    define_metric(Kind::Counter, name)
+}
+
 pub fn increment(id: u32) -> Result<(), Status> {
+    add(id, 1)
+}
+
+/// Adds `offset` to a counter or gauge (a gauge may go down).
+pub fn add(id: u32, offset: i64) -> Result<(), Status> {
     // SAFETY: no pointers.
-    match unsafe { proxy_increment_metric(id, 1) } {
+    match unsafe { proxy_increment_metric(id, offset) } {
+        0 => Ok(()),
+        status => Err(status),
+    }
+}
+
+/// Records a histogram sample (or sets a gauge).
+pub fn record(id: u32, value: u64) -> Result<(), Status> {
+    // SAFETY: no pointers.
+    match unsafe { proxy_record_metric(id, value) } {
         0 => Ok(()),
         status => Err(status),
     }

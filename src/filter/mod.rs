@@ -6,8 +6,10 @@
 mod host;
 
 use crate::config::{ClaimTrust, FilterConfig};
+use crate::config_hash;
 use crate::lang::eval::DecidedBy;
-use crate::metrics;
+use crate::metrics::{self, Kind, Update};
+use crate::outcome::Outcome;
 use crate::request::RequestSource;
 use crate::request::header_map::HeaderMap;
 use crate::request::token_cache::TokenCache;
@@ -21,7 +23,7 @@ use std::rc::Rc;
 
 proxy_wasm::main! {{
     install_logger();
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(FilterRoot { active: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(FilterRoot { active: None, info: None }) });
 }}
 
 /// Log lines go to the host through [`host::log`], which never panics (the SDK's logger
@@ -81,6 +83,26 @@ const LOG_LEVEL_REFRESH_MS: u32 = 1000;
 
 struct FilterRoot {
     active: Option<Rc<Active>>,
+    /// The id of `traffic_color_config_info{hash}` for the active config, to which this root
+    /// context adds one while that config is active here.
+    info: Option<u32>,
+}
+
+impl FilterRoot {
+    /// Counts this VM in the `_info` gauge of the config it now runs, and out of the previous
+    /// one's. The gauge is shared by name across the proxy's VMs, so each adds and later takes
+    /// back its own one rather than setting a value: a push that keeps the hash, or two
+    /// listeners with one config, cannot zero it for the others.
+    fn count_in(&mut self, info: Option<u32>) {
+        if let Some(old) = self.info.take() {
+            let _ = host::add(old, -1);
+        }
+        if let Some(new) = info
+            && host::add(new, 1).is_ok()
+        {
+            self.info = Some(new);
+        }
+    }
 }
 
 /// What every request of this VM shares: the compiled config and its counters.
@@ -98,7 +120,13 @@ fn bump_new(name: &str) {
     }
 }
 
-impl Context for FilterRoot {}
+impl Context for FilterRoot {
+    /// The host is tearing this plugin down (a config replaced it, or Envoy is stopping).
+    fn on_done(&mut self) -> bool {
+        self.count_in(None);
+        true
+    }
+}
 
 impl RootContext for FilterRoot {
     fn on_vm_start(&mut self, _size: usize) -> bool {
@@ -128,13 +156,21 @@ impl RootContext for FilterRoot {
             }
         };
         let names = metrics::Names::for_program(&config.program);
-        let Some(counters) = metrics::Ids::define(&names, |n| host::define_counter(n).ok()) else {
+        let Some(counters) =
+            metrics::Ids::define(&names, |kind, n| host::define_metric(kind, n).ok())
+        else {
             error!("traffic-color: cannot define metrics");
             return false;
         };
         bump_new(&metrics::config_loads());
+        // `from_json` parsed these bytes, so they have a hash.
+        let hash = config_hash::of_json(&bytes)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let info = host::define_metric(Kind::Gauge, &metrics::config_info(&hash)).ok();
+        self.count_in(info);
         info!(
-            "traffic-color: loaded {} rules{}, color header `{}`",
+            "traffic-color: loaded {} rules{}, color header `{}`, config hash {hash}",
             config.program.rules.len(),
             if config.program.default.is_some() {
                 " and a default"
@@ -172,6 +208,7 @@ impl RootContext for FilterRoot {
                 active,
                 decided: Decided::Rules(DecidedBy::Nothing),
                 set_cookie: None,
+                slot: None,
             }),
             None => Box::new(Unconfigured),
         })
@@ -186,6 +223,9 @@ struct FilterStream {
     decided: Decided,
     /// A minted visitor id's cookie, for the response.
     set_cookie: Option<String>,
+    /// The color's slot in the outcome metrics, once the request has one; a stream whose request
+    /// headers never reached this filter (an earlier filter answered) is not counted.
+    slot: Option<usize>,
 }
 
 impl Context for FilterStream {}
@@ -219,6 +259,7 @@ impl HttpContext for FilterStream {
         let verdict = Verdict::for_request(config, &request, Some(&active.tokens));
         self.decided = verdict.decided;
         self.set_cookie = verdict.set_cookie(config);
+        self.slot = active.counters.slot(verdict.color);
         let mut writes = HostWrites {
             counters: &active.counters,
         };
@@ -260,6 +301,32 @@ impl HttpContext for FilterStream {
             }
         }
         Action::Continue
+    }
+
+    /// The stream is over, whoever answered it (the upstream, or Envoy itself: a 503 for no
+    /// healthy upstream, a timeout): count the response's class and record the duration Envoy
+    /// measured, from the first byte of the request to the last of the response.
+    fn on_log(&mut self) {
+        let Some(slot) = self.slot else {
+            return;
+        };
+        let code = host::property_at("response\0code").ok().flatten();
+        let duration = host::property_at("request\0duration").ok().flatten();
+        let outcome = Outcome::from_properties(code.as_deref(), duration.as_deref());
+        for update in self.active.counters.outcome(slot, &outcome) {
+            let _ = match update {
+                Update::Increment(id) => host::increment(id),
+                Update::Record(id, value) => host::record(id, value),
+            };
+        }
+        debug!(
+            "#{} outcome: {} in {} ms",
+            self.id,
+            outcome.class.map_or("no status", |c| c.label()),
+            outcome
+                .duration_ms
+                .map_or_else(|| "?".to_string(), |ms| ms.to_string())
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reading what the user points the tool at: a JSON config, or a bare rules file.
 
+use std::borrow::Cow;
 use std::path::Path;
 use traffic_color::config::{ConfigError, FilterConfig};
 
@@ -24,11 +25,15 @@ pub fn read(path: &Path) -> Result<String, String> {
 /// JSON when the file starts with `{` (a whole filter config), otherwise a rules program with
 /// the default config around it (claims from verified metadata).
 pub fn config_from_text(text: &str) -> Result<FilterConfig, ConfigError> {
+    FilterConfig::from_json(filter_json(text).as_bytes())
+}
+
+/// The JSON the filter would be given for this file: the file itself, or `{"rules": <file>}`.
+pub fn filter_json(text: &str) -> Cow<'_, str> {
     if text.trim_start().starts_with('{') {
-        FilterConfig::from_json(text.as_bytes())
+        Cow::Borrowed(text)
     } else {
-        let json = serde_json::json!({ "rules": text }).to_string();
-        FilterConfig::from_json(json.as_bytes())
+        Cow::Owned(serde_json::json!({ "rules": text }).to_string())
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use traffic_color::config::{ClaimSource, ClaimTrust, FilterConfig};
+use traffic_color::config_hash;
 use traffic_color::request::{RequestFacts, SimpleRequest};
 use traffic_color::verdict::{BaggageEdit, Decided, Verdict};
 
@@ -34,7 +35,11 @@ enum Command {
     /// Check rules files or JSON configs; every error with line, column and caret (exit 1 on any)
     #[command(
         after_help = "A file starting with `{` is a JSON filter config; anything else is a rules program.
-Use it as a CI gate or a pre-commit hook: `traffic-color check rules/*.tc`."
+Use it as a CI gate or a pre-commit hook: `traffic-color check rules/*.tc`.
+
+For a file that passes, `config hash` is the hash the filter logs and exposes as
+traffic_color_config_info{hash} when it runs that config (for a rules program: the config
+{\"rules\": <file>}). Key order and whitespace in the JSON do not change it; any other edit does."
     )]
     Check {
         #[arg(required = true, value_name = "FILE")]
@@ -119,7 +124,8 @@ fn check(files: &[PathBuf], quiet: bool) -> Result<ExitCode, String> {
     let mut failed = false;
     for f in files {
         let text = load::read(f)?;
-        match load::config_from_text(&text) {
+        let json = load::filter_json(&text);
+        match FilterConfig::from_json(json.as_bytes()) {
             Ok(c) => {
                 if !quiet {
                     let default = c
@@ -127,8 +133,10 @@ fn check(files: &[PathBuf], quiet: bool) -> Result<ExitCode, String> {
                         .default
                         .as_ref()
                         .map_or(String::new(), |d| format!(", default \"{}\"", d.as_str()));
+                    let hash = config_hash::of_json(json.as_bytes())
+                        .map_or_else(String::new, |h| format!(", config hash {h}"));
                     println!(
-                        "{}: ok ({} rules{default})",
+                        "{}: ok ({} rules{default}){hash}",
                         f.display(),
                         c.program.rules.len()
                     );
