@@ -55,6 +55,8 @@ function run(name, variant) {
     view().setUint32(retSize, bytes.length, true);
   };
   const counters = [];
+  const le64 = (n) => { const b = new Uint8Array(8); new DataView(b.buffer).setBigInt64(0, BigInt(n), true); return b; };
+  const properties = { 'response\0code': le64(200), 'request\0duration': le64(1_234_567) };
   const OK = 0;
   const NOT_FOUND = 1;
   const env = {
@@ -88,7 +90,15 @@ function run(name, variant) {
     proxy_define_metric: (t, np, nn, rp) => { counters.push(0); view().setUint32(rp, counters.length - 1, true); return OK; },
     proxy_increment_metric: (id, by) => { calls++; counters[id] += Number(by); return OK; },
     proxy_call_foreign_function: (np, nn, ap, an, rp, rs) => { calls++; view().setUint32(rp, 0, true); view().setUint32(rs, 0, true); return OK; },
-    proxy_get_property: () => { calls++; return NOT_FOUND; },
+    // What Envoy answers at the end of a stream (`on_log`): 8-byte little-endian integers.
+    proxy_get_property: (pp, pn, rp, rs) => {
+      calls++;
+      const v = properties[text(pp, pn)];
+      if (v === undefined) return NOT_FOUND;
+      give(v, rp, rs);
+      return OK;
+    },
+    proxy_record_metric: (id, value) => { calls++; counters[id] += 1; return OK; },
   };
   const wasi = {
     environ_sizes_get: (a, b) => { view().setUint32(a, 0, true); view().setUint32(b, 0, true); return 0; },

@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(config) => {
             assert!(!config.header.as_str().is_empty());
             let _ = traffic_color::metrics::Names::for_program(&config.program);
+            assert!(traffic_color::config_hash::of_json(data).is_some());
         }
         Err(e) => {
             let _ = e.to_string();
