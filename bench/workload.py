@@ -229,7 +229,7 @@ def decided_rule(before: dict[str, int], after: dict[str, int]) -> str:
     up = [n for n in after if after[n] > before.get(n, 0)]
     if len(up) != 1:
         return "?"
-    m = re.search(r"rule_hits_total\.rule\.([^.]+)(?:\.name\.(.+))?$", up[0])
+    m = re.search(r"rule_hits_total\.rule=\.=([^;]+);\.;(?:name=\.=([^;]+);\.;)?$", up[0])
     if not m:
         return up[0]
     return "default" if m.group(1) == "default" else f"rule {m.group(1)} ({m.group(2) or ''})"

@@ -18,7 +18,7 @@
 //! | `traffic_color_client_color_stripped_total` | requests whose incoming color header was removed |
 //! | `traffic_color_kept_total` | requests whose incoming color was kept (`keep`) |
 //! | `traffic_color_config_loads_total` / `_config_rejections_total` | configurations accepted / rejected |
-//! | `traffic_color_config_info.hash=.=<hash>;.;` | a gauge: how many VMs run the config with that [hash](crate::config_hash) |
+//! | `traffic_color_config_info.hash=.=<hash>;.;` | a gauge: 1 while the config with that [hash](crate::config_hash) runs, 0 once it was replaced |
 
 use crate::lang::Program;
 use crate::lang::eval::DecidedBy;

@@ -8,6 +8,9 @@ Modules:
   envoy        Envoy on a rendered config: start and wait for /ready, run to exit, a pool
   admin        reads from Envoy's admin interface: readiness, the bound listener, counters
   envoy_config envoy/envoy.yaml loaded, navigated and rendered for loopback
+  lds          an Envoy whose listener comes from a file, for config pushes
+  metrics      /stats/prometheus parsed (histograms too); the config hash, from its definition
+  istio_stats  the stats_config Istio's bootstrap template renders for extraStatTags
   client       requests with exactly the headers given, over http.client or raw bytes
   tokens       unsigned JWTs, signing keys, signed JWTs and JWKS
   bucket       the rules' bucket(), from the reference MurmurHash3

@@ -83,22 +83,28 @@ const LOG_LEVEL_REFRESH_MS: u32 = 1000;
 
 struct FilterRoot {
     active: Option<Rc<Active>>,
-    /// The id of `traffic_color_config_info{hash}` for the active config, to which this root
-    /// context adds one while that config is active here.
+    /// The id of `traffic_color_config_info{hash}` for the active config, which this root context
+    /// holds at 1.
     info: Option<u32>,
 }
 
 impl FilterRoot {
-    /// Counts this VM in the `_info` gauge of the config it now runs, and out of the previous
-    /// one's. The gauge is shared by name across the proxy's VMs, so each adds and later takes
-    /// back its own one rather than setting a value: a push that keeps the hash, or two
-    /// listeners with one config, cannot zero it for the others.
-    fn count_in(&mut self, info: Option<u32>) {
-        if let Some(old) = self.info.take() {
-            let _ = host::add(old, -1);
+    /// Marks the config this root now runs in the `_info` gauge (1), and the one it ran before
+    /// as gone (0).
+    ///
+    /// The gauge is shared by name across the proxy's VMs, and not every VM that configured a
+    /// plugin is ever told it is done (seen with Envoy 1.40: after a push, the old hash kept one
+    /// of its VMs' increments, so a count of VMs would never fall back to 0). So every root
+    /// sets 1 (`record`), re-sets it on each tick, and sets 0 when the host tears it down: a
+    /// config still running elsewhere (a push that keeps the hash) is back at 1 within a tick.
+    fn mark(&mut self, info: Option<u32>) {
+        if let Some(old) = self.info.take()
+            && Some(old) != info
+        {
+            let _ = host::record(old, 0);
         }
         if let Some(new) = info
-            && host::add(new, 1).is_ok()
+            && host::record(new, 1).is_ok()
         {
             self.info = Some(new);
         }
@@ -123,7 +129,7 @@ fn bump_new(name: &str) {
 impl Context for FilterRoot {
     /// The host is tearing this plugin down (a config replaced it, or Envoy is stopping).
     fn on_done(&mut self) -> bool {
-        self.count_in(None);
+        self.mark(None);
         true
     }
 }
@@ -137,6 +143,9 @@ impl RootContext for FilterRoot {
 
     fn on_tick(&mut self) {
         follow_host_log_level();
+        if let Some(info) = self.info {
+            let _ = host::record(info, 1);
+        }
     }
 
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -168,7 +177,7 @@ impl RootContext for FilterRoot {
             .map(|h| h.to_string())
             .unwrap_or_default();
         let info = host::define_metric(Kind::Gauge, &metrics::config_info(&hash)).ok();
-        self.count_in(info);
+        self.mark(info);
         info!(
             "traffic-color: loaded {} rules{}, color header `{}`, config hash {hash}",
             config.program.rules.len(),

@@ -9,6 +9,9 @@ attached to the report of every failing test that used it.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pytest
 
 from traffic_color_harness import envoy_config
 from traffic_color_harness.envoy import Envoy, EnvoyPool, find_envoy
+from traffic_color_harness.repo import REPO
 from traffic_color_harness.upstream import start_upstreams
 
 
@@ -43,6 +47,27 @@ def wasm(pytestconfig) -> Path:
     if not path.is_file():
         pytest.fail(f"--wasm {path}: no such file (build it with `make wasm`)", pytrace=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def cli() -> Path:
+    """The native CLI: $TRAFFIC_COLOR_BIN, else built with cargo (a no-op when up to date)."""
+    if os.environ.get("TRAFFIC_COLOR_BIN"):
+        return Path(os.environ["TRAFFIC_COLOR_BIN"])
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        pytest.fail("cargo not found: set TRAFFIC_COLOR_BIN to a built traffic-color", pytrace=False)
+    r = subprocess.run([cargo, "build", "--quiet", "--bin", "traffic-color",
+                        "--message-format=json-render-diagnostics"],
+                       cwd=REPO, capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        pytest.fail(f"cargo build --bin traffic-color failed:\n{r.stderr[-4000:]}", pytrace=False)
+    for line in r.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "traffic-color" \
+                and msg.get("executable"):
+            return Path(msg["executable"])
+    pytest.fail("cargo did not report the traffic-color executable", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -49,27 +49,6 @@ COMPONENT_LINES = ("# components:\n", "# - sidecar\n")
 
 
 @pytest.fixture(scope="module")
-def cli() -> Path:
-    """The native CLI: $TRAFFIC_COLOR_BIN, else built with cargo (a no-op when up to date)."""
-    if os.environ.get("TRAFFIC_COLOR_BIN"):
-        return Path(os.environ["TRAFFIC_COLOR_BIN"])
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        pytest.fail("cargo not found: set TRAFFIC_COLOR_BIN to a built traffic-color", pytrace=False)
-    r = subprocess.run([cargo, "build", "--quiet", "--bin", "traffic-color",
-                        "--message-format=json-render-diagnostics"],
-                       cwd=REPO, capture_output=True, text=True, timeout=900)
-    if r.returncode != 0:
-        pytest.fail(f"cargo build --bin traffic-color failed:\n{r.stderr[-4000:]}", pytrace=False)
-    for line in r.stdout.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "traffic-color" \
-                and msg.get("executable"):
-            return Path(msg["executable"])
-    pytest.fail("cargo did not report the traffic-color executable", pytrace=False)
-
-
-@pytest.fixture(scope="module")
 def validator_ready():
     if not I.validator_ready():
         pytest.fail("Istio's CRD schemas are not installed: run `npm ci --prefix tests/istio` "

@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from .repo import REPO
+
 ISTIO_VERSION = "1.30.3"
 TEMPLATE = REPO / "tests" / "fixtures" / "istio" / f"envoy_bootstrap-{ISTIO_VERSION}.json"
 # `git rev-parse 1.30.3:tools/packaging/common/envoy_bootstrap.json` in istio/istio.

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Two builds of the module side by side in Node's V8 (bench/node_host.js, no Envoy): what a
+change costs per request in the module's own work and in host calls, without a full `make bench`.
+
+  .venv/bin/python bench/node_compare.py --before OLD.wasm --after target/traffic_color.wasm
+
+Runs the benchmark mix through variants C (20 rules), D (1 rule) and E (1 rule on user-agent)
+`--rounds` times, the two modules alternating round by round so that a noisy neighbour hurts both
+alike, and prints the median µs per request, the spread and the host calls per request. The
+colors each module gives are checked against the mix (node_host.js exits 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import drivers
+import workload
+
+
+def expected(mix: list[dict]) -> dict[str, list[str]]:
+    return {
+        "C": [r["expect"] for r in mix],
+        "D": ["canary" if r["headers"].get("x-canary") == "true" else "stable" for r in mix],
+        "E": ["canary" if r["headers"].get("user-agent", "").startswith("ShopApp/") else "stable"
+              for r in mix],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", required=True, type=Path)
+    ap.add_argument("--after", required=True, type=Path)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--cpu", type=int, default=None, help="pin node to this CPU (taskset)")
+    args = ap.parse_args()
+
+    mix = workload.load_mix()
+    configs = workload.node_configs(workload.RULES_TC.read_text(encoding="utf-8"))
+    want = expected(mix)
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for label, wasm in (("before", args.before), ("after", args.after)):
+                r = drivers.node_run(wasm, mix, want, configs, args.cpu, Path(tmp), repeats=1)
+                if r is None:
+                    print("node not found", file=sys.stderr)
+                    return 2
+                for variant, v in r.items():
+                    runs.setdefault((label, variant), []).append(v)
+    print("| variant | before µs | after µs | after − before | host calls before → after |")
+    print("|---|---|---|---|---|")
+    for variant in ("C", "D", "E"):
+        b = [x["us"] for x in runs[("before", variant)]]
+        a = [x["us"] for x in runs[("after", variant)]]
+        mb, ma = statistics.median(b), statistics.median(a)
+        cb, ca = runs[("before", variant)][0]["calls"], runs[("after", variant)][0]["calls"]
+        print(f"| {variant} | {mb:.2f} ({min(b):.2f}–{max(b):.2f}) | {ma:.2f} ({min(a):.2f}–{max(a):.2f}) "
+              f"| {ma - mb:+.2f} | {cb:g} → {ca:g} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
