@@ -203,7 +203,10 @@ def node_run(wasm: Path, mix: list[dict[str, Any]], expect: dict[str, list[str]]
             row = json.loads(line)
             runs[row["variant"]].append(row)
     return {k: {"us": statistics.median([x["us_per_request"] for x in v]),
-                "calls": statistics.median([x["host_calls_per_request"] for x in v])}
+                "calls": statistics.median([x["host_calls_per_request"] for x in v]),
+                # medians of per-call timings: what a busy machine disturbs least
+                "median_us": statistics.median([x["median_us_per_request"] for x in v]),
+                "on_log_us": statistics.median([x["median_us_on_log"] for x in v])}
             for k, v in runs.items()}
 
 

@@ -1,8 +1,16 @@
 //! What happened to a colored request, read once when its stream ends (proxy-wasm `on_log`):
-//! the response's status class and how long the request took. Decoded here, without the host,
-//! from the bytes Envoy hands back for the `response.code` and `request.duration` properties,
-//! so the filter only fetches and records. Anything that does not decode is absent, never an
-//! error: a request is never failed over its metrics.
+//! the response's status class, from the bytes Envoy hands back for the `response.code`
+//! property, and how long the request took, from two readings of the proxy's clock (when the
+//! filter saw the request headers, and at the end of the stream). Decoded here, without the
+//! host, so the filter only fetches and records. Anything that does not decode is absent, never
+//! an error: a request is never failed over its metrics.
+//!
+//! Why the clock and not Envoy's `request.duration` property: a property read makes the host
+//! call back into the module to allocate the answer, a clock reading writes 8 bytes. In the
+//! module alone (bench/node_compare.py) the clock saves about 0.5 µs per request. The
+//! difference in what is measured: the clock starts when this filter sees the request headers,
+//! after Envoy read them and after the filters before this one ran; it is the wall clock, so a
+//! step of the system clock can distort one sample (a step back makes it absent).
 
 /// A response's status class, the `class` label of `traffic_color_responses_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +72,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// From the raw property values: `response.code` (an integer) and `request.duration` (a
-    /// duration), each of which Envoy serializes as an 8-byte little-endian signed integer, the
-    /// duration in nanoseconds. Any other length, or a negative value, is absent.
-    pub fn from_properties(code: Option<&[u8]>, duration_ns: Option<&[u8]>) -> Outcome {
+    /// From the raw `response.code` property (an integer, which Envoy serializes as 8
+    /// little-endian bytes; any other length, or a value outside 100..=599, is absent) and the
+    /// clock at the request headers and at the end of the stream, in nanoseconds.
+    pub fn new(code: Option<&[u8]>, started_ns: Option<u64>, ended_ns: Option<u64>) -> Outcome {
         Outcome {
             class: code.and_then(le_u64).and_then(StatusClass::of),
-            duration_ms: duration_ns.and_then(le_u64).map(|ns| ns / 1_000_000),
+            duration_ms: started_ns
+                .zip(ended_ns)
+                .and_then(|(start, end)| end.checked_sub(start))
+                .map(|ns| ns / 1_000_000),
         }
     }
 }
@@ -123,15 +134,14 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn decodes_what_envoy_sends() {
-        // Seen from Envoy 1.40: a 503 local reply after 0.42 ms.
-        let o = Outcome::from_properties(Some(&le(503)), Some(&le(422_010)));
+        // Seen from Envoy 1.40: a 503 local reply.
+        let o = Outcome::new(Some(&le(503)), Some(1_000_000_000), Some(1_000_422_010));
         assert_eq!(o.class, Some(StatusClass::ServerError));
         assert_eq!(o.duration_ms, Some(0));
-        let o = Outcome::from_properties(Some(&le(200)), Some(&le(30_999_999)));
-        assert_eq!(
-            (o.class, o.duration_ms),
-            (Some(StatusClass::Success), Some(30))
-        );
+        let o = Outcome::new(Some(&le(200)), Some(5), Some(30_000_004));
+        assert_eq!((o.class, o.duration_ms), (Some(StatusClass::Success), Some(29)));
+        let o = Outcome::new(Some(&le(200)), Some(0), Some(30_000_000));
+        assert_eq!(o.duration_ms, Some(30));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -140,23 +150,18 @@ mod tests {
             class: None,
             duration_ms: None,
         };
-        assert_eq!(Outcome::from_properties(None, None), absent);
-        assert_eq!(Outcome::from_properties(Some(b""), Some(b"")), absent);
+        assert_eq!(Outcome::new(None, None, None), absent);
+        assert_eq!(Outcome::new(Some(b""), Some(1), None), absent);
+        assert_eq!(Outcome::new(Some(b"200"), None, Some(1)), absent);
+        assert_eq!(Outcome::new(Some(&[0; 9]), Some(2), Some(1)), absent, "the clock went back");
+        assert_eq!(Outcome::new(Some(&le(0)), Some(u64::MAX), Some(0)), absent);
+        assert_eq!(Outcome::new(Some(&le(-200)), None, None), absent);
         assert_eq!(
-            Outcome::from_properties(Some(b"200"), Some(&[1, 2, 3])),
-            absent
-        );
-        assert_eq!(
-            Outcome::from_properties(Some(&[0; 9]), Some(&le(-1))),
-            absent
-        );
-        assert_eq!(
-            Outcome::from_properties(Some(&le(0)), Some(&le(i64::MIN))),
-            absent
-        );
-        assert_eq!(
-            Outcome::from_properties(Some(&le(-200)), Some(&le(i64::MAX))).duration_ms,
-            Some(i64::MAX as u64 / 1_000_000)
+            Outcome::new(Some(&le(i64::MAX)), Some(0), Some(u64::MAX)),
+            Outcome {
+                class: None,
+                duration_ms: Some(u64::MAX / 1_000_000)
+            }
         );
     }
 }

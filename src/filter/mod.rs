@@ -218,6 +218,7 @@ impl RootContext for FilterRoot {
                 decided: Decided::Rules(DecidedBy::Nothing),
                 set_cookie: None,
                 slot: None,
+                started: None,
             }),
             None => Box::new(Unconfigured),
         })
@@ -235,6 +236,8 @@ struct FilterStream {
     /// The color's slot in the outcome metrics, once the request has one; a stream whose request
     /// headers never reached this filter (an earlier filter answered) is not counted.
     slot: Option<usize>,
+    /// The proxy's clock when the request headers reached this filter (see [`Outcome`]).
+    started: Option<u64>,
 }
 
 impl Context for FilterStream {}
@@ -262,6 +265,7 @@ impl Proxy for HostWrites<'_> {
 
 impl HttpContext for FilterStream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.started = host::now_nanos().ok();
         let active = Rc::clone(&self.active);
         let config = &active.config;
         let request = HostRequest::new(active.bulk_headers);
@@ -313,15 +317,14 @@ impl HttpContext for FilterStream {
     }
 
     /// The stream is over, whoever answered it (the upstream, or Envoy itself: a 503 for no
-    /// healthy upstream, a timeout): count the response's class and record the duration Envoy
-    /// measured, from the first byte of the request to the last of the response.
+    /// healthy upstream, a timeout): count the response's class and record the duration since
+    /// the request headers reached this filter.
     fn on_log(&mut self) {
         let Some(slot) = self.slot else {
             return;
         };
         let code = host::property_at("response\0code").ok().flatten();
-        let duration = host::property_at("request\0duration").ok().flatten();
-        let outcome = Outcome::from_properties(code.as_deref(), duration.as_deref());
+        let outcome = Outcome::new(code.as_deref(), self.started, host::now_nanos().ok());
         for update in self.active.counters.outcome(slot, &outcome) {
             let _ = match update {
                 Update::Increment(id) => host::increment(id),
