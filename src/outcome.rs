@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(o.class, Some(StatusClass::ServerError));
         assert_eq!(o.duration_ms, Some(0));
         let o = Outcome::new(Some(&le(200)), Some(5), Some(30_000_004));
-        assert_eq!((o.class, o.duration_ms), (Some(StatusClass::Success), Some(29)));
+        assert_eq!(
+            (o.class, o.duration_ms),
+            (Some(StatusClass::Success), Some(29))
+        );
         let o = Outcome::new(Some(&le(200)), Some(0), Some(30_000_000));
         assert_eq!(o.duration_ms, Some(30));
     }
@@ -153,7 +156,11 @@ mod tests {
         assert_eq!(Outcome::new(None, None, None), absent);
         assert_eq!(Outcome::new(Some(b""), Some(1), None), absent);
         assert_eq!(Outcome::new(Some(b"200"), None, Some(1)), absent);
-        assert_eq!(Outcome::new(Some(&[0; 9]), Some(2), Some(1)), absent, "the clock went back");
+        assert_eq!(
+            Outcome::new(Some(&[0; 9]), Some(2), Some(1)),
+            absent,
+            "the clock went back"
+        );
         assert_eq!(Outcome::new(Some(&le(0)), Some(u64::MAX), Some(0)), absent);
         assert_eq!(Outcome::new(Some(&le(-200)), None, None), absent);
         assert_eq!(

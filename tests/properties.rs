@@ -804,3 +804,64 @@ proptest! {
         }
     }
 }
+
+// ------------------------------------------------------------------------- config hash
+
+/// JSON values of every kind, strings with escapes and non-ASCII, numbers of every form.
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        (-1e12f64..1e12).prop_map(|f| json!(f)),
+        "(?s).{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(("(?s).{0,6}", inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<String, Value>>())),
+        ]
+    })
+}
+
+proptest! {
+    /// The hash depends on the JSON value, not on its layout: compact, pretty-printed and
+    /// ASCII-escaped texts of one value hash alike; the canonical form is JSON and its own
+    /// canonical form.
+    #[test]
+    fn config_hash_ignores_layout(v in arb_json()) {
+        use traffic_color::config_hash::{canonical, of_json};
+        let compact = serde_json::to_string(&v).unwrap();
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        // Every non-ASCII character as \u escapes (surrogate pairs beyond the BMP).
+        let ascii: String = compact
+            .chars()
+            .map(|c| {
+                let mut units = [0u16; 2];
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    c.encode_utf16(&mut units).iter().map(|u| format!("\\u{u:04x}")).collect()
+                }
+            })
+            .collect();
+        let h = of_json(compact.as_bytes());
+        prop_assert!(h.is_some());
+        prop_assert_eq!(of_json(pretty.as_bytes()), h);
+        prop_assert_eq!(of_json(ascii.as_bytes()), h);
+        let c = canonical(compact.as_bytes()).unwrap();
+        prop_assert_eq!(canonical(c.as_bytes()), Some(c.clone()));
+        prop_assert!(serde_json::from_str::<Value>(&c).is_ok(), "{c}");
+    }
+
+    /// Every config the filter accepts has a hash.
+    #[test]
+    fn every_accepted_config_has_a_hash(rules in "[ -~\n]{0,80}", keep in any::<bool>()) {
+        let json = json!({ "rules": rules, "keep": keep }).to_string();
+        if FilterConfig::from_json(json.as_bytes()).is_ok() {
+            prop_assert!(traffic_color::config_hash::of_json(json.as_bytes()).is_some());
+        }
+    }
+}
