@@ -96,8 +96,14 @@ fn plan(source: &str) -> Plan {
             }
         }
     }
-    // `ab?`, `ab*`, `ab{0,2}`: the last character may be missing from a match.
-    if matches!(stopped_at, Some('?' | '*' | '{')) {
+    // `ab?`, `ab*`, `ab{0,2}`: the last character may be missing from a match; so may it in
+    // `ab+*`, `ab+?` and `ab+{0,2}`, where a second quantifier follows the `+`.
+    let requantified = stopped_at == Some('+') && {
+        let mut ahead = chars.clone();
+        ahead.next();
+        matches!(ahead.next(), Some('?' | '*' | '{'))
+    };
+    if requantified || matches!(stopped_at, Some('?' | '*' | '{')) {
         literal.pop();
         stopped_at = Some('?');
     }
@@ -142,6 +148,10 @@ mod tests {
             ("ab*", Plan::Contains(lit("a"))),
             ("ab{0,3}", Plan::Contains(lit("a"))),
             ("ab+", Plan::Contains(lit("ab"))),
+            ("ab+*", Plan::Contains(lit("a"))),
+            ("ab+?c", Plan::Contains(lit("a"))),
+            ("^ab+{0,2}", Plan::Prefix(lit("a"))),
+            ("a+*", Plan::RegexOnly),
             ("a?", Plan::RegexOnly),
             ("^a|b", Plan::RegexOnly),
             ("(?i)beta", Plan::RegexOnly),
