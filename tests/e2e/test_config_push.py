@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from traffic_color_harness import envoy_config
 from traffic_color_harness.lds import LdsEnvoy
 
 PROBE = [("x-probe", "1")]

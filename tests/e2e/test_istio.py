@@ -24,7 +24,6 @@ What is checked, and against what:
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
