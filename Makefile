@@ -19,7 +19,7 @@ OHA_VERSION   := 1.16.0
 FUZZ_SECONDS  ?= 60
 SOAK_SECONDS  ?= 180
 
-.PHONY: help demo test unit wasm-test e2e e2e-older e2e-tools config-check oci istio-deps bench bench-micro bench-tools fuzz soak lint fmt wasm wasm-opt size toolchain venv wasm-bindgen clean
+.PHONY: help demo test unit wasm-test e2e e2e-older e2e-tools prometheus-tools config-check oci istio-deps bench bench-micro bench-tools fuzz soak lint fmt wasm wasm-opt size toolchain venv wasm-bindgen clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ unit: ## native unit and golden tests
 wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown-unknown, run under Node with wasm-bindgen-test
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --lib --tests
 
-e2e: wasm venv istio-deps e2e-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio manifests, the image and its pinned digest included)
+e2e: wasm venv istio-deps e2e-tools prometheus-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio, Argo Rollouts and Flagger manifests, the image and its pinned digest, the Prometheus rules in a real Prometheus)
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
 
 # Istio releases embed older Envoys: the routing table, the bad-config, the propagation and the
@@ -56,7 +56,7 @@ e2e-older: wasm venv e2e-tools ## the core end-to-end tests on older Envoys (OLD
 oci: wasm venv ## OCI image of the filter for Istio in target/oci/ (no Docker); pins its digest in istio/image.yaml (REGISTRY=ghcr.io/acme sets the url)
 	$(PY) -m traffic_color_harness.oci build --wasm $(WASM) --out target/oci --pin istio/image.yaml $(if $(REGISTRY),--registry $(REGISTRY))
 
-istio-deps: tests/istio/node_modules/.package-lock.json ## Istio's CRD schemas (npm @kubernetes-models/istio) for the manifest checks
+istio-deps: tests/istio/node_modules/.package-lock.json ## the schemas for the manifest checks (npm: Istio, Argo Rollouts, Kubernetes; ajv for Flagger's vendored CRD)
 
 tests/istio/node_modules/.package-lock.json: tests/istio/package.json tests/istio/package-lock.json
 	npm ci --prefix tests/istio --no-audit --no-fund --loglevel=error
@@ -78,6 +78,13 @@ bench-micro: ## criterion micro-benchmarks of the rules engine only (evaluate 20
 
 e2e-tools:
 	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+
+# Debian's prometheus package: the server (tests/e2e/test_prometheus.py starts it on loopback)
+# and promtool (check and unit-test prometheus/traffic-color.rules.yaml). Its service is not
+# started by the tests; they run their own server.
+prometheus-tools: ## promtool and prometheus (apt-get install prometheus), for the rules and the end-to-end analysis
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { echo "promtool/prometheus still missing after apt-get install prometheus" >&2; exit 1; }
 
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
