@@ -89,6 +89,20 @@ Synthetic users: --users N gives user ids user-1 … user-N in --user-header (or
     Schema,
     /// Render an Istio WasmPlugin (YAML) from a rules file; the rules are compiled first
     Wasmplugin(crate::istio::WasmPluginArgs),
+    /// Check that the rules and the routes agree: tags no route matches, routes no tag reaches
+    #[command(
+        after_help = "Routes are read from Istio VirtualServices, Argo Rollouts' setHeaderRoute steps (put above
+the routes of the VirtualService they name) and Flagger Canaries' analysis.match (the
+VirtualService Flagger generates). A tag with no route takes the default route, which is an
+error unless it is the rules' default tag or named with --default-route; a match on the color
+header that no tag reaches is a dead route. Exit 1 on either, for a CI gate.
+
+Examples:
+  traffic-color routes istio/rules.tc istio/virtualservice.yaml
+  traffic-color routes istio/wasmplugin.yaml istio/argo-rollouts/rollout.yaml istio/argo-rollouts/virtualservice.yaml
+  kubectl kustomize istio/ | traffic-color routes istio/rules.tc -"
+    )]
+    Routes(crate::routes::RoutesArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -113,6 +127,7 @@ pub fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Wasmplugin(args) => crate::istio::wasmplugin(&args),
+        Command::Routes(args) => crate::routes::routes(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("traffic-color: {e}");
