@@ -488,12 +488,13 @@ fn load_rules(path: &Path, header: Option<&str>) -> Result<Option<Rules>, String
     }))
 }
 
-/// Maps (line, column) in the rules to the file: a literal block (`rules: |`) starts on the
-/// next line at its indentation; any other scalar is reported as "rules line L" at its node.
+/// Maps (line, column) in the rules to the file: a literal block (`rules: |`) is the rules'
+/// text line for line from its first content line (where the parser places the scalar), at
+/// its indentation; any other scalar is reported as "rules line L" at its node.
 fn placer(file: &str, text: &str, node: &Node) -> Box<dyn Fn(usize, usize) -> Loc> {
     let file = file.to_string();
     if node.is_literal_block() {
-        let first = node.pos.line + 1;
+        let first = node.pos.line;
         let indent = text
             .lines()
             .skip(first - 1)

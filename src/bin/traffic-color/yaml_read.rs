@@ -188,7 +188,8 @@ mod tests {
         let k = docs[1].seq()[0].get("k").unwrap();
         assert!(k.is_literal_block());
         assert_eq!(k.str(), Some("line 1\nline 2\n"));
-        assert_eq!(k.pos.line, 5);
+        // A literal block starts at its first content line, not at the `|`.
+        assert_eq!(k.pos, Pos { line: 6, col: 5 });
     }
 
     #[test]
