@@ -379,3 +379,51 @@ def test_flagger_ab_routes_through_envoy(envoys, rendered):
     assert _versions(analysing.port, EVERYONE, 10) == {"stable": 10}
     idle = _envoy_with(envoys, "flagger-idle", R.flagger_virtualservice(canary, False))
     assert _versions(idle.port, COHORT, 5) == {"stable": 5}
+
+
+# ---------------------------------------------------------------------- rules against routes
+
+
+@pytest.fixture(scope="module")
+def cli() -> Path:
+    """The native CLI: $TRAFFIC_COLOR_BIN, else built with cargo (a no-op when up to date)."""
+    import os
+    import subprocess
+
+    if os.environ.get("TRAFFIC_COLOR_BIN"):
+        return Path(os.environ["TRAFFIC_COLOR_BIN"])
+    r = subprocess.run(["cargo", "build", "--quiet", "--bin", "traffic-color", "--message-format=json-render-diagnostics"],
+                       cwd=I.REPO, capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        pytest.fail(f"cargo build --bin traffic-color failed:\n{r.stderr[-4000:]}", pytrace=False)
+    for line in r.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "traffic-color" \
+                and msg.get("executable"):
+            return Path(msg["executable"])
+    pytest.fail("cargo did not report the traffic-color executable", pytrace=False)
+
+
+@pytest.mark.parametrize("variant", ("base", *COMPONENTS))
+def test_rules_and_routes_agree_in_what_kustomize_renders(cli, rendered, variant, tmp_path):
+    """`traffic-color routes` on the whole rendering (as `kubectl kustomize istio/ |
+    traffic-color routes istio/wasmplugin.yaml -` would run): every tag has its route, every
+    route on the color is reachable; and it does catch a tag left without one."""
+    import subprocess
+
+    docs = I.yaml_docs((I.ISTIO / "virtualservice.yaml").read_text(encoding="utf-8")) if variant == "base" \
+        else rendered[variant]
+    text = "\n---\n".join(json.dumps(d) for d in docs)
+    r = subprocess.run([str(cli), "routes", "istio/wasmplugin.yaml", "-"], input=text, cwd=I.REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.rstrip().endswith("every route on the color is reachable"), r.stdout
+    # The same manifests against rules with one more tag: reported, exit 1.
+    more = (I.ISTIO / "rules.tc").read_text(encoding="utf-8").replace(
+        "default ->", 'match { cookie["theme"] == "purple" } -> "purple"\ndefault ->')
+    rules = tmp_path / "more.tc"
+    rules.write_text(more, encoding="utf-8")
+    r = subprocess.run([str(cli), "routes", str(rules), "-"], input=text, cwd=I.REPO, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and '"purple"' in r.stdout and "has no route in VirtualService shop/web" in r.stdout, \
+        r.stdout + r.stderr
