@@ -17,6 +17,8 @@ Modules:
   oci          the filter as an OCI image for Istio, and the digest pinned in istio/image.yaml
   registry     a minimal OCI registry on loopback (push with skopeo, pull like Istio)
   istio        Istio's part, offline: manifests, its image fetcher, the Envoy config istiod builds
+  release      Argo Rollouts' and Flagger's part, offline: analysis queries, controller checks, their routes
+  prometheus   a real Prometheus on loopback (scrape, rules, HTTP API) and promtool
   demo         `make demo`
 
 Installed editable from the checkout (`make venv`: `pip install -e harness`).
