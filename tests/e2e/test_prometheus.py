@@ -130,13 +130,14 @@ def _send(port: int) -> dict[str, list[int]]:
     def one(job):
         color, headers = job
         r = request(port, "GET", "/", headers, timeout=10)
-        return color, r.status, r.json["version"] if r.json else None
+        return color, r, r.json["version"] if r.json else None
 
     statuses: dict[str, list[int]] = {"stable": [], "canary": []}
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        for color, status, version in pool.map(one, jobs):
-            assert version == color, f"a {color} request was served by {version}"
-            statuses[color].append(status)
+    # At most 5 at once: the test upstream (http.server) listens with a backlog of 5.
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        for color, r, version in pool.map(one, jobs):
+            assert version == color, f"a {color} request was served by {version}: {r.status} {r.headers} {r.body[:300]!r}"
+            statuses[color].append(r.status)
     return statuses
 
 
@@ -235,7 +236,9 @@ def test_recorded_p95_is_what_envoy_measured_for_what_was_sent(release):
     below_delay = max(c for le, c in canary if le < DELAY_MS)
     assert below_delay == 0, f"canary requests faster than the {DELAY_MS} ms delay: {canary}"
     want = {"canary": _quantile(0.95, canary), "stable": _quantile(0.95, stable)}
-    assert 250 < want["canary"] <= 500 and want["stable"] < 25, want
+    # The delay puts every canary request in the (250, 500] ms bucket; stable's p95 is in a
+    # lower one however busy the machine is.
+    assert 250 < want["canary"] <= 500 and want["stable"] <= 250, want
     got = prom.wait_for(
         "the recorded p95",
         lambda: (v := prom.values("color:traffic_color_request_duration_milliseconds:p95_5m", "color"))
