@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
 CARGO_FUZZ_VERSION=0.13.2
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(compile config decoders evaluate)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(compile config decoders evaluate regex)
 
 if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]; then
   echo "installing cargo-fuzz $CARGO_FUZZ_VERSION (about 2 minutes, once)"
@@ -58,16 +58,16 @@ for t in "${TARGETS[@]}"; do
     > "$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}' | tail -1)
-  rate=$(grep -E '^stat::average_exec_per_sec:' "$log" | awk '{print $2}' | tail -1)
-  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
+  execs=$(grep -a -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}' | tail -1)
+  rate=$(grep -a -E '^stat::average_exec_per_sec:' "$log" | awk '{print $2}' | tail -1)
+  cov=$(grep -a -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
   corpus=$(ls "corpus/$t" | wc -l)
   after=$(ls "artifacts/$t" | wc -l)
   line="$t: ${SECONDS_PER_TARGET}s execs=${execs:-?} exec/s=${rate:-?} cov=${cov:-?} corpus=$corpus findings=$((after - before)) rc=$rc"
   echo "$line" | tee -a last-run.txt
   if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
     status=1
-    grep -E "panicked|Test unit written|timeout|deadly signal" "$log" | head -5 || true
+    grep -a -E "panicked|Test unit written|timeout|deadly signal" "$log" | head -5 || true
     echo "  log: fuzz/$log"
   fi
 done

@@ -360,14 +360,46 @@ fn limits_are_enforced_with_clear_errors() {
     );
     assert!(matches!(
         kinds(&long_regex)[..],
-        [ErrorKind::RegexTooLarge { .. }]
+        [ErrorKind::RegexTooLong { .. }]
     ));
+    // Nested counted repetitions stay under the count limit but not under the size limits.
     let big_regex = r#"match { path =~ "(((a{100}){100}){100})" } -> "a""#;
     assert!(
-        matches!(kinds(big_regex)[..], [ErrorKind::InvalidRegex { .. }]),
+        matches!(kinds(big_regex)[..], [ErrorKind::RegexTooComplex { .. }]),
         "{:?}",
         kinds(big_regex)
     );
+    // Under the count limit, but the automaton of a thousand Unicode `.` is too large.
+    assert!(matches!(
+        kinds(r#"match { path =~ ".{1000}" } -> "a""#)[..],
+        [ErrorKind::RegexTooComplex { .. }]
+    ));
+    // One counted repetition above the limit (issue 11: `\w{10000}` held a worker for 10 s).
+    let counted = format!(
+        "match {{ path =~ \"^\\\\w{{{}}}\" }} -> \"a\"",
+        limits::MAX_REGEX_REPETITION + 1
+    );
+    assert!(
+        matches!(&kinds(&counted)[..], [ErrorKind::InvalidRegex { reason, .. }] if reason.contains("above the limit")),
+        "{:?}",
+        kinds(&counted)
+    );
+    let at_limit = format!(
+        "match {{ path =~ \"^\\\\w{{{}}}\" }} -> \"a\"",
+        limits::MAX_REGEX_REPETITION
+    );
+    assert_eq!(kinds(&at_limit), vec![]);
+    // Each regex fits, but together they pass the program's budget of automata.
+    let one = r#"match { header["x"] =~ "^.{1,100}$" } -> "a""#;
+    let many = format!("{one}\n").repeat(60);
+    assert!(
+        kinds(&many)
+            .iter()
+            .all(|k| matches!(k, ErrorKind::RegexesTooLarge { .. })),
+        "{:?}",
+        kinds(&many)
+    );
+    assert!(!kinds(&many).is_empty());
     let items = (0..=limits::MAX_LIST_ITEMS)
         .map(|i| format!("\"{i}\""))
         .collect::<Vec<_>>()
@@ -508,4 +540,68 @@ fn baggage_members_are_values() {
     let bad = get("/").with_header("baggage", "tenant=%zz");
     assert!(!holds(r#"exists(baggage["tenant"])"#, &bad));
     assert!(!holds(r#"baggage["tenant"] != "acme""#, &bad));
+}
+
+/// Identical regex tests share one pass over their value per request; sharing never changes an
+/// answer: `=~` and `!~` of one pattern, in one rule and across rules, on one value and on
+/// two, with the value absent and present, and on a token claim that is an array.
+#[wasm_bindgen_test(unsupported = test)]
+fn shared_regex_tests_answer_as_separate_ones() {
+    let rules = r#"
+        match { header["ua"] =~ "[Bb]ot" && header["ua"] !~ "[Bb]ot" } -> "never"
+        match { header["ua"] !~ "[Bb]ot" && header["x"] =~ "[Bb]ot" } -> "x-bot"
+        match { header["ua"] =~ "[Bb]ot" && !(header["x"] =~ "[Bb]ot") } -> "ua-bot"
+        match { token["groups"] =~ "^(beta|alpha)[0-9]" || header["ua"] =~ "[Bb]ot" } -> "either"
+        default -> "none"
+    "#;
+    let cases = [
+        (get("/"), "none"),
+        (get("/").with_header("ua", "a Bot"), "ua-bot"),
+        (get("/").with_header("x", "bot"), "none"),
+        (
+            get("/").with_header("ua", "human").with_header("x", "bot"),
+            "x-bot",
+        ),
+        (
+            get("/").with_header("ua", "bot").with_header("x", "bot"),
+            "either",
+        ),
+    ];
+    for (req, want) in cases {
+        let (c, _) = color_with(rules, ClaimTrust::Verified, &req);
+        assert_eq!(c.as_deref(), Some(want), "{req:?}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn distinct_scanning_regexes_are_bounded_per_program() {
+    use traffic_color::lang::{ErrorKind, compile, limits};
+    let kinds = |src: &str| -> Vec<ErrorKind> {
+        compile(src)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.kind)
+            .collect()
+    };
+    let rule = |i: usize| format!("match {{ header[\"ua\"] =~ \"[Bb]ot{i}\" }} -> \"a\"\n");
+    let at_limit: String = (0..limits::MAX_REGEX_SCANS).map(rule).collect();
+    assert_eq!(kinds(&at_limit), vec![]);
+    let past: String = (0..=limits::MAX_REGEX_SCANS).map(rule).collect();
+    assert_eq!(
+        kinds(&past),
+        vec![ErrorKind::TooManyRegexScans {
+            limit: limits::MAX_REGEX_SCANS
+        }]
+    );
+    // The same pattern on the same value any number of times is one scan; `^literal`
+    // patterns are answered without a scan and are not counted.
+    let same = "match { header[\"ua\"] =~ \"[Bb]ot0\" } -> \"a\"\n".repeat(500);
+    let literal: String = (0..500)
+        .map(|i| format!("match {{ header[\"ua\"] =~ \"^bot{i}\" }} -> \"a\"\n"))
+        .collect();
+    assert_eq!(kinds(&format!("{at_limit}{same}{literal}")), vec![]);
+    // The same pattern on another value is another scan.
+    let other = "match { header[\"other\"] =~ \"[Bb]ot0\" } -> \"a\"\n";
+    assert_eq!(kinds(&format!("{at_limit}{other}")).len(), 1);
 }

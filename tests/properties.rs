@@ -52,6 +52,123 @@ fn realistic(extra: &str) -> FilterConfig {
     FilterConfig::from_json(cfg.to_string().as_bytes()).unwrap()
 }
 
+// -------------------------------------------------------------------------------- regexes
+
+/// Fragments of regex syntax, valid and not, for `regex_engine_agrees_with_regex_lite`.
+const REGEX_PIECES: &[&str] = &[
+    "a",
+    "b",
+    "A",
+    "é",
+    "1",
+    " ",
+    "-",
+    "_",
+    ".",
+    "\\.",
+    "\\d",
+    "\\w",
+    "\\s",
+    "\\W",
+    "\\D",
+    "\\S",
+    "\\b",
+    "\\B",
+    "\\<",
+    "\\>",
+    "\\b{start}",
+    "\\b{end}",
+    "\\b{start-half}",
+    "\\b{end-half}",
+    "\\A",
+    "\\z",
+    "\\x41",
+    "\\x{e9}",
+    "\\n",
+    "\\r",
+    "\\-",
+    "\\<",
+    "[ab]",
+    "[^a]",
+    "[a-c]",
+    "[B-c]",
+    "[[:alpha:]]",
+    "[[:^digit:]_]",
+    "[^\\w]",
+    "[\\d-]",
+    "[é-ü]",
+    "[]a]",
+    "[^\\s\\S]",
+    "[a-]",
+    "[\\x41-Z]",
+    "[-a]",
+    "(",
+    ")",
+    "(?:",
+    "(?i)",
+    "(?i:",
+    "(?-i)",
+    "(?m)",
+    "(?s)",
+    "(?x)",
+    "(?R)",
+    "(?U)",
+    "(?u)",
+    "(?P<n>",
+    "(?<m>",
+    "^",
+    "$",
+    "?",
+    "*",
+    "+",
+    "*?",
+    "??",
+    "{0,2}",
+    "{2}",
+    "{1,}",
+    "{,3}",
+    "{2,1}",
+    "{ 2 }",
+    "|",
+    "[",
+    "\\p{L}",
+    "(?=",
+    "\\1",
+    "[a&&b]",
+    "[a[b]]",
+    "\\q",
+    "(?)",
+    "(?z)",
+    "{",
+    "}",
+    "]",
+    "#",
+    "\\ ",
+    "\\#",
+];
+
+/// Both engines accept or both reject `source`; where both accept, they agree on every haystack.
+fn check_against_regex_lite(source: &str, haystacks: &[String]) -> Result<(), TestCaseError> {
+    let old = regex_lite::RegexBuilder::new(source)
+        .nest_limit(lang::limits::MAX_REGEX_NESTING)
+        .build();
+    let new = traffic_color::lang::pattern::Pattern::new(source);
+    prop_assert_eq!(
+        old.is_ok(),
+        new.is_ok(),
+        "/{}/ regex-lite: {:?}, ours: {:?}",
+        source,
+        old.as_ref().err(),
+        new.as_ref().err()
+    );
+    if let (Ok(old), Ok(new)) = (old, new) {
+        for h in haystacks {
+            prop_assert_eq!(new.is_match(h), old.is_match(h), "/{}/ on {:?}", source, h);
+        }
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------- generated programs
 
 /// Fragments of the language, so token soup reaches deep into the parser and compiler.
@@ -694,29 +811,67 @@ proptest! {
         }
     }
 
-    /// A regex's literal shortcut never changes its answer: patterns built from literals,
-    /// escapes, classes, anchors, quantifiers, groups and alternation, on haystacks from the
-    /// same alphabet.
+    /// The regex engine (our parser, a DFA built at compile time, the literal shortcuts) agrees
+    /// with regex-lite, the engine it replaced, on which patterns are valid and on every
+    /// answer: patterns built from literals, escapes, Perl and POSIX classes, bracketed
+    /// classes (negated, ranges, case-crossing ranges), anchors, word boundaries of every
+    /// kind, inline flags (`i`, `m`, `s`, `x`, `R`, `U`, `u`), groups, alternation, counted and
+    /// lazy repetition, and invalid fragments; haystacks over an alphabet that exercises case,
+    /// word boundaries, lines and multi-byte characters.
     #[test]
-    fn regex_shortcuts_agree_with_the_regex(
-        pieces in prop::collection::vec(prop_oneof![
-            "[abé.]", Just("\\.".to_string()), Just("\\/".to_string()), Just("\\<".to_string()),
-            Just("^".to_string()), Just("$".to_string()), Just("?".to_string()), Just("*".to_string()),
-            Just("+".to_string()), Just("{0,2}".to_string()), Just("{2}".to_string()), Just("(".to_string()),
-            Just(")".to_string()), Just("[ab]".to_string()), Just("|".to_string()), Just("\\d".to_string()),
-            Just("(?i)".to_string()), Just(" ".to_string()),
-        ], 0..7),
-        haystacks in prop::collection::vec("[abAB./é1 <]{0,8}", 1..6),
+    fn regex_engine_agrees_with_regex_lite(
+        pieces in prop::collection::vec(prop::sample::select(REGEX_PIECES), 0..10),
+        haystacks in prop::collection::vec("[abdAB é1_\\n\\r.<-]{0,10}", 1..8),
     ) {
         let source: String = pieces.concat();
-        if let Ok(regex) = regex_lite::Regex::new(&source) {
-            let pattern = traffic_color::lang::pattern::Pattern::new(&source, regex.clone());
-            for h in &haystacks {
-                prop_assert_eq!(pattern.is_match(h), regex.is_match(h), "/{}/ on {:?}", source, h);
-            }
-        }
+        check_against_regex_lite(&source, &haystacks)?;
     }
 
+    /// `(?i)` on class ranges, where regex-lite's fold has a quirk the engine keeps: a range
+    /// over both cases (`[B-c]`) gains the other case of its lower-case part only.
+    #[test]
+    fn regex_engine_agrees_on_case_insensitive_ranges(
+        a in 0x30u8..0x7b, len in 0u8..40, negated in any::<bool>(), ci in any::<bool>(),
+    ) {
+        let b = a.saturating_add(len).min(0x7a);
+        let ok = |c: u8| c.is_ascii_alphanumeric() || b":;<=>?@_`".contains(&c);
+        prop_assume!(ok(a) && ok(b));
+        let pattern = format!(
+            "{}[{}{}-{}]",
+            if ci { "(?i)" } else { "" },
+            if negated { "^" } else { "" },
+            a as char,
+            b as char
+        );
+        let haystacks: Vec<String> = (0x30u8..0x7b).map(|c| (c as char).to_string()).collect();
+        check_against_regex_lite(&pattern, &haystacks)?;
+    }
+
+    /// Realistic shapes with no usable literal: case-insensitive alternations of words,
+    /// alternations of classes, version patterns; on user-agent-like text.
+    #[test]
+    fn regex_engine_agrees_on_alternations_and_versions(
+        words in prop::collection::vec("[a-zA-Z]{1,5}", 1..5),
+        ci in any::<bool>(), bounded in any::<bool>(), anchored in any::<bool>(),
+        n in 1..4u32,
+        haystacks in prop::collection::vec("[a-zA-Z0-9 ./;()-]{0,40}", 1..6),
+    ) {
+        let alt = words.join("|");
+        let flags = if ci { "(?i)" } else { "" };
+        let (l, r) = if bounded { ("\\b", "\\b") } else { ("", "") };
+        let (a, z) = if anchored { ("^", "$") } else { ("", "") };
+        let patterns = [
+            format!("{flags}{l}({alt}){r}"),
+            words.iter().map(|w| format!("[{}{}]{}", &w[..1].to_uppercase(), &w[..1].to_lowercase(), &w[1..])).collect::<Vec<_>>().join("|"),
+            format!("{a}[0-9]+\\.[0-9]{{1,{n}}}\\.[0-9]+(-rc\\.[0-9]+)?{z}"),
+            format!("{a}({alt})/[0-9]+(\\.[0-9]+){{0,{n}}}"),
+        ];
+        let mut haystacks = haystacks;
+        haystacks.extend(words.iter().map(|w| format!("Mozilla/5.0 ({w}; 1.2.3-rc.{n}) {w}/1.{n}")));
+        for p in &patterns {
+            check_against_regex_lite(p, &haystacks)?;
+        }
+    }
     /// The first occurrence of a cookie wins across headers; quotes are dropped.
     #[test]
     fn first_cookie_wins(name in "[a-zA-Z0-9_-]{1,8}", v1 in "[a-zA-Z0-9!#$%&'()*+./:<>?@^_`{|}~-]{0,10}",

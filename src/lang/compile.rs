@@ -4,7 +4,7 @@
 use super::ast::{self, Expr, LiteralKind, Op, Spanned, ValueKind};
 use super::error::{Diagnostic, ErrorKind};
 use super::limits;
-use super::pattern::Pattern;
+use super::pattern::{Pattern, PatternError};
 use super::program::*;
 use super::span::{LineIndex, Span};
 use super::time::parse_rfc3339;
@@ -41,18 +41,26 @@ impl Ty {
 /// The header `split("group")` reads.
 pub const REQUEST_ID: &str = "x-request-id";
 
-pub(crate) struct Compiler {
+pub(crate) struct Compiler<'s> {
+    source: &'s str,
     lines: LineIndex,
     pub(crate) errors: Vec<Diagnostic>,
     needs: Needs,
+    /// Automaton bytes of the regexes compiled so far, against `MAX_PROGRAM_DFA_BYTES`.
+    regex_bytes: usize,
+    /// Distinct (value, pattern) regex tests that scan, by memo slot (`MAX_REGEX_SCANS`).
+    scans: Vec<(Val, String)>,
 }
 
-impl Compiler {
-    pub(crate) fn new(source: &str, errors: Vec<Diagnostic>) -> Self {
+impl<'s> Compiler<'s> {
+    pub(crate) fn new(source: &'s str, errors: Vec<Diagnostic>) -> Self {
         Compiler {
+            source,
             lines: LineIndex::new(source),
             errors,
             needs: Needs::default(),
+            regex_bytes: 0,
+            scans: Vec::new(),
         }
     }
 
@@ -193,14 +201,41 @@ impl Compiler {
                 let lowered = self.value(value);
                 let test = self.test(lowered.as_ref().map(|(_, ty)| *ty), op, literal);
                 let (val, _) = lowered?;
+                let test = test?;
+                let scan = match (&test.check, &literal.node) {
+                    (Check::Regex(p), LiteralKind::Str(source)) if p.scans() => {
+                        Some(self.scan_slot(&val, source, literal.span)?)
+                    }
+                    _ => None,
+                };
                 Some(Cond::Test {
                     val,
-                    test: test?,
+                    test,
                     span: value.span.to(literal.span),
                     value: value.span,
+                    scan,
                 })
             }
         }
+    }
+
+    /// The memo slot shared by every test of `source` on `val`; a new pair past
+    /// `MAX_REGEX_SCANS` is an error at `span`.
+    fn scan_slot(&mut self, val: &Val, source: &str, span: Span) -> Option<u8> {
+        if let Some(i) = self.scans.iter().position(|(v, s)| v == val && s == source) {
+            return u8::try_from(i).ok();
+        }
+        if self.scans.len() >= limits::MAX_REGEX_SCANS {
+            self.error(
+                ErrorKind::TooManyRegexScans {
+                    limit: limits::MAX_REGEX_SCANS,
+                },
+                span,
+            );
+            return None;
+        }
+        self.scans.push((val.clone(), source.to_string()));
+        u8::try_from(self.scans.len() - 1).ok()
     }
 
     /// Lowers every term (so each reports its errors) and fails if any failed.
@@ -542,34 +577,85 @@ impl Compiler {
         net.map(|n| n.trunc())
     }
 
+    /// `span` is the string literal's, quotes included; errors inside the pattern point at the
+    /// offending part of it.
     fn regex(&mut self, pattern: String, span: Span) -> Option<Pattern> {
         if pattern.chars().count() > limits::MAX_REGEX_CHARS {
             self.error(
-                ErrorKind::RegexTooLarge {
+                ErrorKind::RegexTooLong {
                     limit: limits::MAX_REGEX_CHARS,
                 },
                 span,
             );
             return None;
         }
-        match regex_lite::RegexBuilder::new(&pattern)
-            .size_limit(limits::MAX_REGEX_COMPILED)
-            .nest_limit(limits::MAX_DEPTH as u32 * 4)
-            .build()
-        {
-            Ok(re) => Some(Pattern::new(&pattern, re)),
-            Err(e) => {
+        match Pattern::new(&pattern) {
+            Ok(p) => {
+                self.regex_bytes = self.regex_bytes.saturating_add(p.memory_usage());
+                if self.regex_bytes > limits::MAX_PROGRAM_DFA_BYTES {
+                    self.error(
+                        ErrorKind::RegexesTooLarge {
+                            limit: limits::MAX_PROGRAM_DFA_BYTES,
+                        },
+                        span,
+                    );
+                    return None;
+                }
+                Some(p)
+            }
+            Err(PatternError::Syntax(e)) => {
+                let literal = span.text(self.source);
+                let at = Span::new(
+                    span.start + source_offset(literal, e.span.start),
+                    span.start + source_offset(literal, e.span.end),
+                );
+                let at = if at.start < at.end { at } else { span };
                 self.error(
                     ErrorKind::InvalidRegex {
                         pattern,
-                        reason: e.to_string(),
+                        reason: e.message,
                     },
-                    span,
+                    at,
                 );
+                None
+            }
+            Err(PatternError::TooLarge { limit }) => {
+                self.error(ErrorKind::RegexTooComplex { pattern, limit }, span);
                 None
             }
         }
     }
+}
+
+/// Where byte `offset` of a decoded string lies in its literal's source text (`"..."` with
+/// the language's escapes), so a caret can point inside a regex. Walks the escapes the lexer
+/// decodes; an offset past the end maps to the closing quote.
+fn source_offset(literal: &str, offset: usize) -> usize {
+    let mut decoded = 0;
+    let mut chars = literal.char_indices().skip(1).peekable();
+    while let Some((at, c)) = chars.next() {
+        if decoded >= offset || (c == '"' && chars.peek().is_none()) {
+            return at;
+        }
+        decoded += match c {
+            '\\' => match chars.next() {
+                Some((_, 'u')) => {
+                    let mut code = String::new();
+                    while let Some((_, d)) = chars.next_if(|&(_, d)| d != '}') {
+                        code.push(d);
+                    }
+                    chars.next();
+                    u32::from_str_radix(code.trim_start_matches('{'), 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .map_or(1, char::len_utf8)
+                }
+                _ => 1,
+            },
+            c => c.len_utf8(),
+        };
+    }
+    literal.len()
 }
 
 /// Tags and rule names end up in header values and metric names: keep them to a safe alphabet.

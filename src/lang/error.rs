@@ -62,7 +62,17 @@ pub enum ErrorKind {
         bytes: usize,
         limit: usize,
     },
-    RegexTooLarge {
+    RegexTooLong {
+        limit: usize,
+    },
+    RegexTooComplex {
+        pattern: String,
+        limit: usize,
+    },
+    RegexesTooLarge {
+        limit: usize,
+    },
+    TooManyRegexScans {
         limit: usize,
     },
     ListTooLong {
@@ -153,7 +163,19 @@ impl fmt::Display for ErrorKind {
             ProgramTooLarge { bytes, limit } => {
                 write!(f, "program is {bytes} bytes (limit {limit})")
             }
-            RegexTooLarge { limit } => write!(f, "regex too large (limit {limit} bytes compiled)"),
+            RegexTooLong { limit } => write!(f, "regex too long (limit {limit} characters)"),
+            RegexTooComplex { pattern, limit } => write!(
+                f,
+                "regex `{pattern}` is too complex: its automaton would exceed {limit} bytes; use fewer or smaller counted repetitions, or split it into several rules"
+            ),
+            TooManyRegexScans { limit } => write!(
+                f,
+                "too many distinct regex tests that scan their value (limit {limit} per program, so a request stays within a few milliseconds); reuse a pattern, or use starts_with, ==, in [..] or a `^literal` pattern"
+            ),
+            RegexesTooLarge { limit } => write!(
+                f,
+                "the program's regexes together exceed {limit} bytes of automata; this one is past the limit"
+            ),
             ListTooLong { limit } => write!(f, "list too long (limit {limit} items)"),
         }
     }

@@ -4,6 +4,7 @@
 use super::program::*;
 use crate::bucket::{bucket_of_prefixed, split_of_prefixed};
 use serde_json::Value as Json;
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::net::IpAddr;
 
@@ -50,11 +51,42 @@ pub struct Decision<'p> {
     pub by: DecidedBy,
 }
 
+/// Answers of the regex tests that scan their value, by `Cond::Test::scan` slot, for one
+/// request: bit `i` of `known` says slot `i` ran, of `some` that the value was comparable, of
+/// `yes` that it matched. On the stack: `MAX_REGEX_SCANS` is at most 64.
+#[derive(Default)]
+pub(crate) struct Memo {
+    known: Cell<u64>,
+    some: Cell<u64>,
+    yes: Cell<u64>,
+}
+
+const _: () = assert!(super::limits::MAX_REGEX_SCANS <= 64);
+
+impl Memo {
+    fn get_or(&self, slot: u8, run: impl FnOnce() -> Option<bool>) -> Option<bool> {
+        let bit = 1u64 << (slot & 63);
+        if self.known.get() & bit != 0 {
+            return (self.some.get() & bit != 0).then_some(self.yes.get() & bit != 0);
+        }
+        let answer = run();
+        self.known.set(self.known.get() | bit);
+        if let Some(yes) = answer {
+            self.some.set(self.some.get() | bit);
+            if yes {
+                self.yes.set(self.yes.get() | bit);
+            }
+        }
+        answer
+    }
+}
+
 impl Program {
     pub fn decide(&self, facts: &impl Facts) -> Decision<'_> {
         let now = if self.needs.clock { facts.now() } else { None };
+        let memo = Memo::default();
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.window.contains(now) && rule.cond.holds(facts) {
+            if rule.window.contains(now) && rule.cond.holds_with(facts, &memo) {
                 return Decision {
                     tag: Some(&rule.tag),
                     by: DecidedBy::Rule(i + 1),
@@ -85,12 +117,30 @@ pub enum Seen<'a> {
 
 impl Cond {
     pub fn holds(&self, facts: &impl Facts) -> bool {
+        self.holds_with(facts, &Memo::default())
+    }
+
+    pub(crate) fn holds_with(&self, facts: &impl Facts, memo: &Memo) -> bool {
         match self {
-            Cond::Any(cs) => cs.iter().any(|c| c.holds(facts)),
-            Cond::All(cs) => cs.iter().all(|c| c.holds(facts)),
-            Cond::Not(c) => !c.holds(facts),
+            Cond::Any(cs) => cs.iter().any(|c| c.holds_with(facts, memo)),
+            Cond::All(cs) => cs.iter().all(|c| c.holds_with(facts, memo)),
+            Cond::Not(c) => !c.holds_with(facts, memo),
             Cond::Exists { val, .. } => val.read(facts).is_some(),
-            Cond::Test { val, test, .. } => val.read(facts).is_some_and(|seen| test.holds(seen)),
+            Cond::Test {
+                val,
+                test,
+                scan: None,
+                ..
+            } => val.read(facts).is_some_and(|seen| test.holds(seen)),
+            Cond::Test {
+                val,
+                test,
+                scan: Some(slot),
+                ..
+            } => val.read(facts).is_some_and(|seen| {
+                memo.get_or(*slot, || test.check.eval(seen))
+                    .is_some_and(|b| b != test.negate)
+            }),
         }
     }
 }

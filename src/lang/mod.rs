@@ -10,6 +10,7 @@ pub mod limits;
 mod parser;
 pub mod pattern;
 pub mod program;
+mod regex;
 pub mod span;
 pub mod time;
 

@@ -1,16 +1,43 @@
-//! Regexes with a literal shortcut. Most rule regexes begin with plain text (`^/api/v2/orders/`,
-//! `ShopApp/`, `^de`); regex-lite has no literal prefilter, so its PikeVM walks every byte of
-//! every long header. Reading the leading literal out of the pattern once, at compile time,
-//! lets most requests be answered by `starts_with`/`contains`, and some patterns need no regex
-//! run at all.
+//! Regexes as deterministic automata built once, at compile time, with a literal shortcut.
+//!
+//! Every accepted pattern is determinized fully when the program is compiled (a dense DFA from
+//! `regex-automata`, with no Unicode tables): a request then costs one table step per byte of
+//! the value, whatever the pattern, and nothing is built, cached or allocated while it is
+//! served. That is what gives a stated worst case: the cost of a regex is bounded by the length
+//! of the value alone, and the memory by `limits::MAX_REGEX_DFA_BYTES` per regex and
+//! `limits::MAX_PROGRAM_DFA_BYTES` per program (one copy per VM). A pattern whose automaton
+//! would be larger is rejected with a diagnostic instead of being slow at request time.
+//!
+//! A lazy DFA (`regex-automata`'s `hybrid`) was the other candidate: it builds states while
+//! matching, within a bounded cache, and when that cache thrashes it either keeps rebuilding
+//! (each byte then costs work proportional to the pattern) or gives up to a PikeVM (the same,
+//! with a larger constant). Either way the worst case grows with the pattern, which the
+//! hostile-input bound could not accept; the full DFA moves that cost to compile time, where
+//! it is bounded and reported.
+//!
+//! The literal shortcuts stay: most rule regexes begin with plain text (`^/api/v2/orders/`,
+//! `ShopApp/`, `^de`), and reading that text out of the pattern once lets many requests be
+//! answered by `starts_with`/`contains`/`==` without running the automaton at all.
 
-use regex_lite::Regex;
+use super::limits;
+use super::regex::{self, SyntaxError};
+use regex_automata::Input;
+use regex_automata::dfa::{Automaton, StartKind, dense};
 
 /// A compiled regex and the cheapest sound way to evaluate it.
-#[derive(Debug)]
 pub struct Pattern {
-    regex: Regex,
+    /// Boxed: the DFA's header is most of a kilobyte, and `Check` holds a `Pattern` inline.
+    dfa: Box<dense::DFA<Vec<u32>>>,
     plan: Plan,
+}
+
+/// Why a pattern was rejected; `span` is a byte range of the pattern (not of the program).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatternError {
+    /// Not valid in the language's regex syntax (or a counted repetition above the limit).
+    Syntax(SyntaxError),
+    /// Its automaton would exceed a size limit; `limit` is in bytes.
+    TooLarge { limit: usize },
 }
 
 /// What the leading literal of a pattern says about every haystack the regex matches.
@@ -30,26 +57,79 @@ enum Plan {
     IsContained(String),
 }
 
+/// Shows the plan only: the DFA's own `Debug` prints its whole table, and linking it costs
+/// kilobytes of .wasm for no reader.
+impl std::fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pattern")
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Pattern {
-    /// `regex` must have been built from `source` with default flags.
-    pub fn new(source: &str, regex: Regex) -> Self {
-        Pattern {
+    /// Parses, checks and determinizes `source`. Work and memory are bounded by the limits:
+    /// the NFA by `MAX_REGEX_NFA_BYTES`, the DFA by `MAX_REGEX_DFA_BYTES`, the scratch space
+    /// of determinization by `MAX_REGEX_DETERMINIZE_BYTES`.
+    pub fn new(source: &str) -> Result<Pattern, PatternError> {
+        let node = regex::parse(
+            source,
+            regex::Limits {
+                nesting: limits::MAX_REGEX_NESTING,
+                repetition: limits::MAX_REGEX_REPETITION,
+            },
+        )
+        .map_err(PatternError::Syntax)?;
+        let nfa =
+            regex::nfa(&node, limits::MAX_REGEX_NFA_BYTES).map_err(|_| PatternError::TooLarge {
+                limit: limits::MAX_REGEX_NFA_BYTES,
+            })?;
+        let dfa = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .start_kind(StartKind::Unanchored)
+                    .minimize(false)
+                    .dfa_size_limit(Some(limits::MAX_REGEX_DFA_BYTES))
+                    .determinize_size_limit(Some(limits::MAX_REGEX_DETERMINIZE_BYTES)),
+            )
+            .build_from_nfa(&nfa)
+            .map_err(|_| PatternError::TooLarge {
+                limit: limits::MAX_REGEX_DFA_BYTES,
+            })?;
+        Ok(Pattern {
             plan: plan(source),
-            regex,
-        }
+            dfa: Box::new(dfa),
+        })
+    }
+
+    /// Whether a test may read the whole value (a literal plan like `^lit` does not).
+    pub fn scans(&self) -> bool {
+        !matches!(self.plan, Plan::IsPrefix(_) | Plan::IsExact(_))
+    }
+
+    /// Bytes of automaton this regex keeps for the life of the program.
+    pub fn memory_usage(&self) -> usize {
+        self.dfa.memory_usage()
     }
 
     pub fn is_match(&self, haystack: &str) -> bool {
         match &self.plan {
-            Plan::RegexOnly => self.regex.is_match(haystack),
-            Plan::Prefix(lit) => {
-                haystack.starts_with(lit.as_str()) && self.regex.is_match(haystack)
-            }
-            Plan::Contains(lit) => haystack.contains(lit.as_str()) && self.regex.is_match(haystack),
+            Plan::RegexOnly => self.run(haystack),
+            Plan::Prefix(lit) => haystack.starts_with(lit.as_str()) && self.run(haystack),
+            Plan::Contains(lit) => haystack.contains(lit.as_str()) && self.run(haystack),
             Plan::IsPrefix(lit) => haystack.starts_with(lit.as_str()),
             Plan::IsExact(lit) => haystack == lit,
             Plan::IsContained(lit) => haystack.contains(lit.as_str()),
         }
+    }
+
+    /// One forward pass, stopping at the first byte where a match is certain. The search can
+    /// only fail on "quit" bytes, which this DFA has none of (no Unicode word boundary, no
+    /// configured quit set): an error would be a bug here, and reads as "no match".
+    fn run(&self, haystack: &str) -> bool {
+        self.dfa
+            .try_search_fwd(&Input::new(haystack).earliest(true))
+            .is_ok_and(|m| m.is_some())
     }
 }
 
@@ -152,6 +232,8 @@ mod tests {
             ("ab+?c", Plan::Contains(lit("a"))),
             ("^ab+{0,2}", Plan::Prefix(lit("a"))),
             ("a+*", Plan::RegexOnly),
+            ("a+?", Plan::RegexOnly),
+            ("^ab+{0,1}c", Plan::Prefix(lit("a"))),
             ("a?", Plan::RegexOnly),
             ("^a|b", Plan::RegexOnly),
             ("(?i)beta", Plan::RegexOnly),

@@ -70,17 +70,21 @@ pub enum Cond {
         val: Val,
         span: Span,
     },
-    /// `span` covers the whole comparison, `value` the value on its left.
+    /// `span` covers the whole comparison, `value` the value on its left. `scan` is the memo
+    /// slot of a regex test that reads its whole value: identical tests (same value, same
+    /// pattern) share one, so a request scans each value once per distinct pattern whatever
+    /// the number of rules (`limits::MAX_REGEX_SCANS`).
     Test {
         val: Val,
         test: Test,
         span: Span,
         value: Span,
+        scan: Option<u8>,
     },
 }
 
 /// Where a value comes from; the index is the slot in [`Needs`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Val {
     Header(usize),
     Query(usize),
