@@ -107,7 +107,10 @@ struct Parser<'p> {
     limits: Limits,
 }
 
+/// The helpers are `#[inline(never)]`: this runs once per pattern at compile time, and at the
+/// crate's `opt-level = 3` inlining their character reads everywhere cost 18 KB of .wasm.
 impl<'p> Parser<'p> {
+    #[inline(never)]
     fn fail<T>(&self, message: &str, start: usize) -> Result<T, SyntaxError> {
         let end = self.pos.max(start + 1).min(self.pattern.len()).max(start);
         Err(SyntaxError {
@@ -116,10 +119,12 @@ impl<'p> Parser<'p> {
         })
     }
 
+    #[inline(never)]
     fn char(&self) -> Option<char> {
         self.pattern.get(self.pos..).and_then(|s| s.chars().next())
     }
 
+    #[inline(never)]
     fn is(&self, c: char) -> bool {
         self.char() == Some(c)
     }
@@ -129,6 +134,7 @@ impl<'p> Parser<'p> {
     }
 
     /// Moves past the current character; false if the pattern then ends.
+    #[inline(never)]
     fn bump(&mut self) -> bool {
         if let Some(c) = self.char() {
             self.pos += c.len_utf8();
@@ -136,6 +142,7 @@ impl<'p> Parser<'p> {
         !self.done()
     }
 
+    #[inline(never)]
     fn bump_if(&mut self, prefix: &str) -> bool {
         let hit = self
             .pattern
@@ -147,6 +154,7 @@ impl<'p> Parser<'p> {
         hit
     }
 
+    #[inline(never)]
     fn bump_and_bump_space(&mut self) -> bool {
         if !self.bump() {
             return false;
@@ -156,6 +164,7 @@ impl<'p> Parser<'p> {
     }
 
     /// In `x` mode, skips whitespace and `#` comments.
+    #[inline(never)]
     fn bump_space(&mut self) {
         if !self.flags.ignore_whitespace {
             return;
@@ -176,12 +185,14 @@ impl<'p> Parser<'p> {
         }
     }
 
+    #[inline(never)]
     fn peek(&self) -> Option<char> {
         let c = self.char()?;
         self.pattern.get(self.pos + c.len_utf8()..)?.chars().next()
     }
 
     /// The next character after the current one, skipping whitespace in `x` mode.
+    #[inline(never)]
     fn peek_space(&self) -> Option<char> {
         if !self.flags.ignore_whitespace {
             return self.peek();
@@ -258,6 +269,7 @@ impl<'p> Parser<'p> {
         })
     }
 
+    #[inline(never)]
     fn primitive(&mut self) -> Result<Node, SyntaxError> {
         let start = self.pos;
         let c = self.char().unwrap_or('\0');
@@ -276,6 +288,7 @@ impl<'p> Parser<'p> {
     }
 
     /// After a `\` (at `start`): a character, a Perl class or an assertion.
+    #[inline(never)]
     fn escape(&mut self, start: usize) -> Result<Prim, SyntaxError> {
         let Some(c) = self.char() else {
             return self.fail(
@@ -339,6 +352,7 @@ impl<'p> Parser<'p> {
     }
 
     /// `\b{start}` and friends; `None` (position unchanged) when the `{` opens a repetition.
+    #[inline(never)]
     fn special_word_boundary(&mut self) -> Result<Option<Look>, SyntaxError> {
         let valid = |c: char| c.is_ascii_alphabetic() || c == '-';
         let start = self.pos;
@@ -376,6 +390,7 @@ impl<'p> Parser<'p> {
     }
 
     /// `\xNN`, `\uNNNN`, `\UNNNNNNNN` or `\x{N..}` (positioned at the `x`, `u` or `U`).
+    #[inline(never)]
     fn hex(&mut self, start: usize) -> Result<char, SyntaxError> {
         let len = match self.char() {
             Some('x') => 2,
@@ -444,6 +459,7 @@ impl<'p> Parser<'p> {
     }
 
     /// A decimal in a counted repetition, with surrounding whitespace.
+    #[inline(never)]
     fn decimal(&mut self) -> Result<u32, SyntaxError> {
         while self.char().is_some_and(char::is_whitespace) {
             self.bump();
@@ -466,6 +482,7 @@ impl<'p> Parser<'p> {
         }
     }
 
+    #[inline(never)]
     fn uncounted(&mut self, concat: &mut Vec<Node>) -> Result<(), SyntaxError> {
         let start = self.pos;
         let (min, max) = match self.char() {
@@ -487,6 +504,7 @@ impl<'p> Parser<'p> {
         Ok(())
     }
 
+    #[inline(never)]
     fn counted(&mut self, concat: &mut Vec<Node>) -> Result<(), SyntaxError> {
         let start = self.pos;
         let Some(sub) = concat.pop() else {
@@ -565,6 +583,7 @@ impl<'p> Parser<'p> {
 
     /// At a `(`: a group (`Some`), or a flag directive such as `(?i)` (`None`), which changes
     /// `self.flags` for the rest of the enclosing group.
+    #[inline(never)]
     fn group(&mut self) -> Result<Option<Node>, SyntaxError> {
         let start = self.pos;
         self.bump_and_bump_space();
@@ -593,6 +612,7 @@ impl<'p> Parser<'p> {
         self.inner().map(Some)
     }
 
+    #[inline(never)]
     fn capture_name(&mut self, start: usize) -> Result<(), SyntaxError> {
         let name_start = self.pos;
         if self.done() {
@@ -631,6 +651,7 @@ impl<'p> Parser<'p> {
     }
 
     /// Flags up to the `:` or `)` that ends them (not consumed).
+    #[inline(never)]
     fn parse_flags(&mut self, start: usize) -> Result<Flags, SyntaxError> {
         let mut flags = self.flags;
         let mut negate = false;
@@ -677,6 +698,7 @@ impl<'p> Parser<'p> {
     }
 
     /// A bracketed class, positioned at its `[`.
+    #[inline(never)]
     fn class(&mut self) -> Result<Node, SyntaxError> {
         let start = self.pos;
         let mut union = Vec::new();
@@ -746,6 +768,7 @@ impl<'p> Parser<'p> {
         }
     }
 
+    #[inline(never)]
     fn class_range(
         &mut self,
         union: &mut Vec<(char, char)>,
@@ -790,6 +813,7 @@ impl<'p> Parser<'p> {
         Ok(())
     }
 
+    #[inline(never)]
     fn class_item(&mut self) -> Result<Prim, SyntaxError> {
         let start = self.pos;
         let c = self.char().unwrap_or('\0');
@@ -813,6 +837,7 @@ impl<'p> Parser<'p> {
 
     /// `[:alpha:]` and friends inside a class; `None` (position unchanged) if this `[` does
     /// not open one.
+    #[inline(never)]
     fn posix_class(&mut self) -> Option<Vec<(char, char)>> {
         let start = self.pos;
         let parsed = (|| {
@@ -841,6 +866,7 @@ impl<'p> Parser<'p> {
         parsed
     }
 
+    #[inline(never)]
     fn literal(&self, c: char) -> Node {
         if self.flags.case_insensitive && c.is_ascii_alphabetic() {
             return Node::Class(canonical(vec![
@@ -851,6 +877,7 @@ impl<'p> Parser<'p> {
         Node::Class(vec![(c, c)])
     }
 
+    #[inline(never)]
     fn dot(&self) -> Vec<(char, char)> {
         if self.flags.dot_matches_new_line {
             vec![('\0', char::MAX)]
