@@ -577,8 +577,8 @@ impl<'s> Compiler<'s> {
         net.map(|n| n.trunc())
     }
 
-    /// `span` is the string literal's, quotes included; errors inside the pattern point at the
-    /// offending part of it.
+    /// `span` is the string literal's, quotes included; the caret of an error inside the
+    /// pattern ends where the offending part does.
     fn regex(&mut self, pattern: String, span: Span) -> Option<Pattern> {
         if pattern.chars().count() > limits::MAX_REGEX_CHARS {
             self.error(
@@ -604,12 +604,11 @@ impl<'s> Compiler<'s> {
                 Some(p)
             }
             Err(PatternError::Syntax(e)) => {
+                // The position stays the string's (tools and tests key on it); the caret runs
+                // from its opening quote to the end of the offending part of the pattern.
                 let literal = span.text(self.source);
-                let at = Span::new(
-                    span.start + source_offset(literal, e.span.start),
-                    span.start + source_offset(literal, e.span.end),
-                );
-                let at = if at.start < at.end { at } else { span };
+                let end = span.start + source_offset(literal, e.span.end).max(1);
+                let at = Span::new(span.start, end.min(span.end));
                 self.error(
                     ErrorKind::InvalidRegex {
                         pattern,
