@@ -5,8 +5,10 @@
 //! the value, whatever the pattern, and nothing is built, cached or allocated while it is
 //! served. That is what gives a stated worst case: the cost of a regex is bounded by the length
 //! of the value alone, and the memory by `limits::MAX_REGEX_DFA_BYTES` per regex and
-//! `limits::MAX_PROGRAM_DFA_BYTES` per program (one copy per VM). A pattern whose automaton
-//! would be larger is rejected with a diagnostic instead of being slow at request time.
+//! `limits::MAX_PROGRAM_DFA_BYTES` per program (one copy per VM); the number of passes a request
+//! makes is bounded by `limits::MAX_REGEX_SCANS` (`compile.rs`, and the memo in `eval.rs`). A
+//! pattern whose automaton would be larger is rejected with a diagnostic instead of being slow
+//! at request time.
 //!
 //! A lazy DFA (`regex-automata`'s `hybrid`) was the other candidate: it builds states while
 //! matching, within a bounded cache, and when that cache thrashes it either keeps rebuilding
