@@ -45,15 +45,17 @@ CASES = [
     ("version, anchored", r"^[0-9]+\.[0-9]+\.[0-9]+-rc\.[0-9]+$",
      lambda n: "1.2.3-rc." + "7" * (n - 9)),
     ("word boundaries", r"\b(iPhone|iPad|Android)\b", lambda n: fill(UA, n)),
-    ("largest accepted DFA (2^11 states)", r"[ab]*a[ab]{10}c", ab),
+    ("a 2^12-state DFA (131 KB)", r"[ab]*a[ab]{11}c", ab),
     ("\\w{1000} (limit of a count)", r"\w{1000}", lambda n: fill(UA, n)),
 ]
 SIZES = {"100 B": 104, "8 KB": 8192, "60 KB": 61440}
 
 # The worst program the compiler accepts for one request: MAX_REGEX_SCANS (16) distinct regex
-# tests on one value, each with the largest DFA above (16 of them fit in the program's 4 MiB),
-# none matching, so every rule runs to the end.
-WORST_RULES = [rf"[ab]*a[ab]{{10}}c{i}" for i in range(16)]
+# tests on one value, as many of them with a 131 KB DFA visited at random as the program's
+# 1 MiB of automata allows (7), the rest 2^8-state ones, none matching, so every rule runs to
+# the end.
+WORST_RULES = ([rf"[ab]*a[ab]{{11}}c{x}" for x in "defghij"]
+               + [rf"[ab]*a[ab]{{7}}c{x}" for x in "klmnopqrs"])
 ITERATIONS = {104: 100000, 8192: 5000, 61440: 600}
 
 
@@ -119,7 +121,7 @@ def worst_program(node: str, wasm: str, size: int, repeats: int) -> float:
     rules = "".join(f'match {{ header["x-v"] =~ {quote(p)} }} -> "hit"\n' for p in WORST_RULES)
     value = ab(size)
     # Every rule needs a `c`, which a value of `a`s and `b`s lacks. (Python's
-    # backtracking `re` would take minutes on `[ab]*a[ab]{10}c` over 59 KiB.)
+    # backtracking `re` would take minutes on `[ab]*a[ab]{11}cd` over 59 KiB.)
     assert set(value) <= {"a", "b"}
     spec = {"iterations": 20, "requests": [{"name": "worst", "headers": [
         [":method", "GET"], [":path", "/"], [":authority", "example.com"], ["x-v", value]]}],

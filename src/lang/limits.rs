@@ -22,13 +22,14 @@ pub const MAX_REGEX_NFA_BYTES: usize = 256 << 10;
 pub const MAX_REGEX_DFA_BYTES: usize = 256 << 10;
 /// Scratch heap while determinizing one regex (dropped once the DFA is built).
 pub const MAX_REGEX_DETERMINIZE_BYTES: usize = 1 << 20;
-/// Heap of all the regexes' DFAs of one program together (one copy per VM).
-pub const MAX_PROGRAM_DFA_BYTES: usize = 4 << 20;
+/// Heap of all the regexes' DFAs of one program together (one copy per VM). Also request time:
+/// 16 scans over 2 MiB of tables took twice as long as over 1 MiB (cache misses).
+pub const MAX_PROGRAM_DFA_BYTES: usize = 1 << 20;
 /// Distinct regex tests (value, pattern) of one program that read their whole value: each
 /// costs one pass over the value per request (identical tests share it), so this bounds a
-/// request's regex work at 16 passes over Envoy's 60 KiB of headers, about 4 ms in V8 with
-/// the largest automata the program budget allows (BENCHMARKS.md). Patterns answered by a
-/// literal (`^lit`, `^lit$`) do not count.
+/// request's regex work at 16 passes over Envoy's 60 KiB of headers: 3.3–7 ms in V8 on a
+/// shared VM with the largest automata the program budget allows (BENCHMARKS.md). Patterns
+/// answered by a literal (`^lit`, `^lit$`) do not count.
 pub const MAX_REGEX_SCANS: usize = 16;
 /// Diagnostics kept for one program: past this, a single "too many errors" closes the report
 /// (a megabyte of junk must not become a gigabyte of log, nor take quadratic time to render).
