@@ -6,23 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::Command;
 
 mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_traffic-color");
-const DIR: &str = env!("CARGO_MANIFEST_DIR");
-
-fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(DIR)
-        .output()
-        .unwrap();
-    let mut text = String::from_utf8(out.stdout).unwrap();
-    text.push_str(&String::from_utf8(out.stderr).unwrap());
-    (out.status.code().unwrap_or(-1), text)
-}
+use support::cli::{DIR, run};
 
 /// (golden file, args)
 const GOLDEN: &[(&str, &[&str])] = &[

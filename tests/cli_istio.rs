@@ -363,31 +363,22 @@ fn diagnostics_are_the_checks() {
 fn committed_wasmplugins_are_current() {
     let mut checked = 0;
     let mut stale = Vec::new();
-    let mut stack = vec![Path::new(DIR).join("istio")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let Some(command) = text.lines().next().and_then(|l| l.strip_prefix(GENERATED)) else {
-                continue;
-            };
-            let args = shlex::split(command).unwrap();
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let (code, out, err) = run(&args, None);
-            assert_eq!(code, 0, "{}: {err}", path.display());
-            if out != text {
-                stale.push(format!(
-                    "{} is out of date; regenerate it from the repository root with\n  cargo run -q --bin traffic-color -- {command} > {}",
-                    path.display(),
-                    path.strip_prefix(DIR).unwrap().display()
-                ));
-            }
-            checked += 1;
+    for (path, text) in support::cli::files_under("istio") {
+        let Some(command) = text.lines().next().and_then(|l| l.strip_prefix(GENERATED)) else {
+            continue;
+        };
+        let args = shlex::split(command).unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = run(&args, None);
+        assert_eq!(code, 0, "{}: {err}", path.display());
+        if out != text {
+            stale.push(format!(
+                "{} is out of date; regenerate it from the repository root with\n  cargo run -q --bin traffic-color -- {command} > {}",
+                path.display(),
+                path.strip_prefix(DIR).unwrap().display()
+            ));
         }
+        checked += 1;
     }
     assert!(
         checked >= 2,

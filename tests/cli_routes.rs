@@ -6,24 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::Command;
 
 mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_traffic-color");
-const DIR: &str = env!("CARGO_MANIFEST_DIR");
-
-/// (exit code, stdout + stderr)
-fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(DIR)
-        .output()
-        .unwrap();
-    let mut text = String::from_utf8(out.stdout).unwrap();
-    text.push_str(&String::from_utf8(out.stderr).unwrap());
-    (out.status.code().unwrap_or(-1), text)
-}
+use support::cli::{DIR, run};
 
 const F: &str = "tests/fixtures/routes";
 
@@ -157,34 +143,25 @@ fn every_example_is_checked() {
         .flat_map(|(_, _, args)| args)
         .collect();
     let mut missing = Vec::new();
-    let mut stack = vec![Path::new(DIR).join("istio")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let routes = [
-                "kind: VirtualService",
-                "kind: Rollout",
-                "kind: Canary",
-                "kind: WasmPlugin",
-            ];
-            if path.extension().is_some_and(|e| e == "yaml")
-                && path.file_name().is_some_and(|n| n != "kustomization.yaml")
-                && routes.iter().any(|k| text.contains(k))
-                && !text.contains("$patch: delete")
-            {
-                let rel = path
-                    .strip_prefix(DIR)
-                    .unwrap()
-                    .to_string_lossy()
-                    .to_string();
-                if !checked.contains(&rel) {
-                    missing.push(rel);
-                }
+    let routes = [
+        "kind: VirtualService",
+        "kind: Rollout",
+        "kind: Canary",
+        "kind: WasmPlugin",
+    ];
+    for (path, text) in support::cli::files_under("istio") {
+        if path.extension().is_some_and(|e| e == "yaml")
+            && path.file_name().is_some_and(|n| n != "kustomization.yaml")
+            && routes.iter().any(|k| text.contains(k))
+            && !text.contains("$patch: delete")
+        {
+            let rel = path
+                .strip_prefix(DIR)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            if !checked.contains(&rel) {
+                missing.push(rel);
             }
         }
     }

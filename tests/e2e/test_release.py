@@ -390,26 +390,6 @@ def test_flagger_ab_routes_through_envoy(envoys, rendered):
 # ---------------------------------------------------------------------- rules against routes
 
 
-@pytest.fixture(scope="module")
-def cli() -> Path:
-    """The native CLI: $TRAFFIC_COLOR_BIN, else built with cargo (a no-op when up to date)."""
-    import os
-    import subprocess
-
-    if os.environ.get("TRAFFIC_COLOR_BIN"):
-        return Path(os.environ["TRAFFIC_COLOR_BIN"])
-    r = subprocess.run(["cargo", "build", "--quiet", "--bin", "traffic-color", "--message-format=json-render-diagnostics"],
-                       cwd=I.REPO, capture_output=True, text=True, timeout=900)
-    if r.returncode != 0:
-        pytest.fail(f"cargo build --bin traffic-color failed:\n{r.stderr[-4000:]}", pytrace=False)
-    for line in r.stdout.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "traffic-color" \
-                and msg.get("executable"):
-            return Path(msg["executable"])
-    pytest.fail("cargo did not report the traffic-color executable", pytrace=False)
-
-
 @pytest.mark.parametrize("variant", ("base", *COMPONENTS))
 def test_rules_and_routes_agree_in_what_kustomize_renders(cli, rendered, variant, tmp_path):
     """`traffic-color routes` on the whole rendering (as `kubectl kustomize istio/ |

@@ -1,6 +1,8 @@
 //! Shared helpers for the native and Wasm test binaries.
 #![allow(dead_code)]
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
 pub mod golden;
 
 use traffic_color::config::{ClaimSource, ClaimTrust, FilterConfig};
