@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import workload
+from traffic_color_harness import admin
 from traffic_color_harness.envoy import Envoy, start_envoy
 from traffic_color_harness.process import Process
 from traffic_color_harness.repo import REPO
@@ -49,6 +51,30 @@ def start_bench_envoy(key: str, cfg: dict[str, Any], run_dir: Path, envoy_bin: s
     return start_envoy(cfg, run_dir, f"envoy-{key}", timeout=60.0, envoy_bin=envoy_bin,
                        concurrency=1, component_log_level=None,
                        argv_prefix=tuple(pinned(cpu, [])))
+
+
+def memory(env: Envoy) -> dict[str, int]:
+    """Where an Envoy's memory is, in bytes: `rss`, its anonymous and file-backed parts
+    (/proc/<pid>/status), and tcmalloc's view of the heap from the admin `/memory` endpoint:
+    `heap_allocated` (in use), `heap_free` (freed but kept: the page heap's free pages and
+    the threads' caches), plus the number of Wasm VMs (`wasm.wasm_vm_count`)."""
+    out: dict[str, int] = {}
+    try:
+        status = Path(f"/proc/{env.proc.pid}/status").read_text()
+    except OSError:
+        return out
+    for line in status.splitlines():
+        name, _, val = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssFile") and val.split():
+            out[{"VmRSS": "rss", "RssAnon": "rss_anon", "RssFile": "rss_file"}[name]] = int(val.split()[0]) * 1024
+    code, body = admin.get(env.admin_port, "/memory")
+    if code == 200:
+        m = {k: int(v) for k, v in json.loads(body).items() if str(v).isdigit()}
+        out["heap_allocated"] = m.get("allocated", 0)
+        out["heap_free"] = m.get("pageheap_free", 0) + m.get("total_thread_cache", 0)
+        out["heap_physical"] = m.get("total_physical_bytes", 0)
+    out["wasm_vms"] = env.stat("wasm.wasm_vm_count") or 0
+    return out
 
 
 def requests_served(env: Envoy) -> int:
@@ -172,41 +198,40 @@ def percentile(sorted_values: list[float], p: float) -> float:
 MICRO_ENV = {"CARGO_PROFILE_BENCH_PANIC": "unwind"}  # [profile.release] has panic = "abort"
 
 
-def node_run(wasm: Path, mix: list[dict[str, Any]], expect: dict[str, list[str]],
-             configs: dict[str, str], cpu: int | None, run_dir: Path,
-             repeats: int = 5) -> dict[str, dict[str, float]] | None:
-    """bench/node_host.js: the module's own work per request in Node's V8, no Envoy; the median
-    of `repeats` runs per variant. None when node is missing."""
+def node_run(variants: dict[str, dict[str, Any]], mix: list[dict[str, Any]], cpu: int | None,
+             run_dir: Path, iterations: int = 100_000,
+             repeats: int = 5) -> dict[str, dict[str, Any]] | None:
+    """bench/node_host.js: each module's own work per request in Node's V8, no Envoy (the median
+    of `repeats` timed runs of `iterations` requests), its host calls per request by name, and
+    its linear memory. None when node is missing."""
     node = shutil.which("node")
     if not node:
         return None
     requests = []
-    for req in mix:
+    for i, req in enumerate(mix):
         h = req["headers"]
         pairs = [[":method", req["method"]], [":path", req["path"]], [":authority", h.get("host", "")]]
         pairs += [[k, v] for k, v in h.items() if k != "host"]
+        # Envoy adds one to every request before any filter runs.
+        pairs.append(["x-request-id", workload.request_id(i)])
         requests.append({"name": req["name"], "headers": pairs})
-    spec = {"iterations": 100_000, "requests": requests,
-            "variants": {k: {"config": configs[k], "expect": expect[k]} for k in configs}}
+    spec = {"iterations": iterations, "repeats": repeats, "requests": requests, "variants": variants}
     path = run_dir / "node-host.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in configs}
-    for _ in range(repeats):
-        # --no-liftoff: straight to the optimizing compiler, as Envoy configures V8.
-        r = subprocess.run(pinned(cpu, [node, "--no-liftoff", str(BENCH / "node_host.js"), str(wasm),
-                                        str(path)]),
-                           capture_output=True, text=True, timeout=300)
-        (run_dir / "node-host.log").write_text(r.stdout + r.stderr)
-        if r.returncode != 0:
-            raise RuntimeError(f"node_host.js failed:\n{r.stdout}\n{r.stderr[-2000:]}")
-        for line in r.stdout.splitlines():
-            row = json.loads(line)
-            runs[row["variant"]].append(row)
+    # --no-liftoff: straight to the optimizing compiler, as Envoy configures V8.
+    r = subprocess.run(pinned(cpu, [node, "--no-liftoff", str(BENCH / "node_host.js"), str(path)]),
+                       capture_output=True, text=True, timeout=1800)
+    (run_dir / "node-host.log").write_text(r.stdout + r.stderr)
+    if r.returncode != 0:
+        raise RuntimeError(f"node_host.js failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for line in r.stdout.splitlines():
+        row = json.loads(line)
+        runs.setdefault(row["variant"], []).append(row)
     return {k: {"us": statistics.median([x["us_per_request"] for x in v]),
-                "calls": statistics.median([x["host_calls_per_request"] for x in v]),
-                # medians of per-call timings: what a busy machine disturbs least
-                "median_us": statistics.median([x["median_us_per_request"] for x in v]),
-                "on_log_us": statistics.median([x["median_us_on_log"] for x in v])}
+                "us_all": [x["us_per_request"] for x in v],
+                "calls": v[0]["calls"], "allocations": v[0]["allocations"],
+                "memory_kib": v[0]["memory_kib"]}
             for k, v in runs.items()}
 
 
@@ -256,8 +281,9 @@ def run_rounds(envoys: dict[str, Envoy], labels: dict[str, str], tools: dict[str
             tag = f"r{rnd + 1}-{key}"
             sat = saturation(env, tools, script, cfg, run_dir, tag)
             lat = fixed_rate(env, tools, mix, cfg, run_dir, tag)
-            rss = (env.proc.rss_kib() or 0) * 1024
-            data[key]["rounds"].append({"sat": sat, "lat": lat, "rss": rss})
+            mem = memory(env)
+            rss = mem.get("rss", 0)
+            data[key]["rounds"].append({"sat": sat, "lat": lat, "rss": rss, "memory": mem})
             log(f"round {rnd + 1} {key:>4}: {sat['cpu_us_per_rq']:6.2f} µs/rq, "
                 f"{sat['rps']:8.0f} rq/s, busy {sat['busy'] * 100:3.0f}%, "
                 f"p50 {lat['p50_us']:6.0f} µs, p99 {lat['p99_us']:7.0f} µs "

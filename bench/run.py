@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""The benchmark behind BENCHMARKS.md (`make bench`): the real Envoy, one core, five variants.
+"""The benchmark behind BENCHMARKS.md (`make bench`): the real Envoy, one core, these variants.
 
-  A  no filter                       (Envoy's own cost: HTTP/1 parsing, routing, direct_response)
-  B  Envoy Lua filter                (bench/rules.lua: the 20 rules of bench/rules.tc by hand)
-  C  traffic-color, 20 rules         (bench/rules.tc, jwt.trust = unverified)
-  D  traffic-color, 1 rule + default (the floor of a Wasm filter: same host calls as C)
-  E  traffic-color, 1 rule + default on user-agent, a header every request carries
-  C raw: C with cargo's module before `make wasm` runs it through `wasm-opt -O3`
+  A   no filter                        (Envoy's own cost: HTTP/1 parsing, routing, direct_response)
+  B   Envoy Lua filter                 (bench/rules.lua: the 20 rules of bench/rules.tc by hand)
+  C   traffic-color, 20 rules          (bench/rules.tc, jwt.trust = unverified)
+  B2  Envoy Lua filter                 (bench/rules-regex.lua: bench/rules-regex.tc by hand)
+  C2  traffic-color, 20 rules          (bench/rules-regex.tc: regexes without usable literals)
+  D   traffic-color, 1 rule + default  (`header["x-canary"] == "true"`)
+  E   traffic-color, 1 rule + default on user-agent, a header every request carries
+  M   a minimal Rust proxy-wasm filter with D's rule (bench/minimal-filter/, built here): the floor
+  F   traffic-color, C's rules plus two weighted splits (issue 13)
+  C0  C with the module built from an earlier commit (BENCH_BASELINE, default f2a6a64)
+  Craw C with cargo's module before `make wasm` runs it through `wasm-opt -O3` (not in quick mode)
 
 Every variant is its own Envoy (`--concurrency 1`, pinned to CPU 0 with taskset) answering
 with `direct_response`, so no upstream hides the filter's cost; the route echoes the color the
@@ -17,27 +22,32 @@ filter set (`x-color: %REQ(x-version-route)%`). The load generators run pinned t
     served (its own `downstream_rq_total` counter) gives CPU µs per request;
   * fixed rate: oha, one process per request of the mix, each holding rate/len(mix) with
     `--latency-correction` (so a stall is not hidden by the generator waiting), every request's
-    latency collected from oha's CSV output and merged: p50/p99 of the whole mix.
+    latency collected from oha's CSV output and merged: p50/p99 of the whole mix;
+  * memory: Envoy's RSS after its runs, with tcmalloc's heap in use and kept free.
 
-Variants run in alternation, A B C D E [C raw] A B C D E ..., for BENCH_ROUNDS rounds; the
-tables report the median over rounds (and the spread). Before measuring, every request of the
-mix is sent once to each Envoy and the colors are checked: B and C must agree with each other
-and with the `expect` of mix.json, else the run fails and writes nothing.
+Variants run in alternation, A B C ... A B C ..., for BENCH_ROUNDS rounds; the tables report
+the median over rounds (and the spread). Before measuring, every request of the mix is sent
+once to each Envoy and the colors are checked against what each variant must give (mix.json's
+`expect` and `expect_regex`, the one rule of D/E/M, F's weights), else the run fails and
+writes nothing. Then bench/node_host.js times each module alone in Node's V8, counts its host
+calls, and times one program per rule kind.
 
 Environment (all optional):
-  BENCH_QUICK=1        short runs (3 rounds of 3 s), for trying the harness out
+  BENCH_QUICK=1        short runs (3 rounds of 3 s, no Craw, fewer Node iterations)
   BENCH_ROUNDS         rounds (default 3; at least 3 is what BENCHMARKS.md should show)
   BENCH_DURATION       seconds of each measured wrk run (default 8; quick 3)
   BENCH_WARMUP         seconds of wrk before each measured run (default 2; quick 1)
   BENCH_RATE           the fixed rate, requests/s, for latency (default 5000)
   BENCH_RATE_DURATION  seconds of each fixed-rate run (default 8; quick 3)
   BENCH_CONNECTIONS    wrk connections (default 64)
+  BENCH_BASELINE       the commit variant C0 is built from (default f2a6a64; empty: no C0)
   BENCH_OUT            where to write the results (default BENCHMARKS.md; `-` = stdout only)
   ENVOY_BIN, WRK, OHA, WASM_OPT   the binaries (defaults: the venv's Envoy, PATH, ~/.cargo/bin)
   BENCH_MICRO=0        skip the criterion micro-benchmarks (also --no-micro)
 
-The parts: workload.py (the mix, the variants, the color check), drivers.py (Envoy, wrk, oha,
-node, criterion), report.py (the machine and the Markdown block).
+The parts: workload.py (the mix, the variants, the color check), builds.py (the minimal filter
+and the baseline module), drivers.py (Envoy, wrk, oha, node, criterion), report.py (the
+machine and the Markdown block).
 """
 
 from __future__ import annotations
@@ -52,14 +62,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import builds
 import drivers
 import report
 import workload
 from traffic_color_harness.envoy import Envoy, find_envoy
 from traffic_color_harness.repo import REPO
 
-WASM_OPT_FLAGS = ["--enable-bulk-memory", "--enable-bulk-memory-opt", "--enable-sign-ext",
-                  "--enable-nontrapping-float-to-int", "--enable-mutable-globals"]
+WASM_OPT_FLAGS = builds.WASM_OPT_FLAGS
+DEFAULT_BASELINE = "f2a6a64"
 
 
 def env_num(name: str, default: float) -> float:
@@ -82,6 +93,9 @@ def settings() -> dict[str, Any]:
         "rate": env_num("BENCH_RATE", 5000),
         "rate_duration": env_num("BENCH_RATE_DURATION", 3 if quick else 8),
         "conns": int(env_num("BENCH_CONNECTIONS", 64)),
+        "baseline": os.environ.get("BENCH_BASELINE", DEFAULT_BASELINE),
+        "node_iterations": 20_000 if quick else 100_000,
+        "node_repeats": 3 if quick else 5,
     }
 
 
@@ -121,6 +135,23 @@ def module_sizes(wasm: Path, raw_wasm: Path | None, wasm_opt: str | None, run_di
     return sizes
 
 
+def build_modules(cfg: dict[str, Any], wasm_opt: str, run_dir: Path) -> dict[str, Path | None] | None:
+    """The minimal filter and the baseline module (builds.py); None, having said why, when a
+    build fails."""
+    log_path = run_dir / "builds.log"
+    modules: dict[str, Path | None] = {}
+    try:
+        log("building the minimal filter (bench/minimal-filter/)")
+        modules["minimal"] = builds.minimal(wasm_opt, log_path)
+        if cfg["baseline"]:
+            log(f"building traffic-color at {cfg['baseline']} (once per commit: several minutes)")
+            modules["baseline"] = builds.baseline(cfg["baseline"], wasm_opt, log_path)
+    except builds.BuildError as e:
+        print(str(e), file=sys.stderr)
+        return None
+    return modules
+
+
 def command_line() -> str:
     """How this run was started, as BENCHMARKS.md quotes it: the BENCH_ knobs and the command."""
     knobs = [f"{k}={os.environ[k]}" for k in sorted(os.environ)
@@ -136,6 +167,9 @@ def find_tools() -> dict[str, Any] | None:
         "oha": drivers.find_tool("OHA", "oha", [cargo_bin / "oha"]),
         "wasm_opt": drivers.find_tool("WASM_OPT", "wasm-opt"),
     }
+    if not tools["wasm_opt"]:
+        print("wasm-opt not found: `make bench` installs it (WASM_OPT)", file=sys.stderr)
+        return None
     for t in ("wrk", "oha"):
         if not tools[t]:
             print(f"{t} not found: `make bench` installs it", file=sys.stderr)
@@ -205,8 +239,14 @@ def main() -> int:
 
     raw_wasm = Path(args.cargo_wasm) if Path(args.cargo_wasm).is_file() else None
     sizes = module_sizes(wasm, raw_wasm, tools["wasm_opt"], run_dir, warnings)
-    rules = workload.RULES_TC.read_text(encoding="utf-8")
-    variants = workload.variants(wasm, raw_wasm, rules)
+    modules = build_modules(cfg, tools["wasm_opt"], run_dir)
+    if modules is None:
+        return 1
+    modules.update(wasm=wasm, raw=None if cfg["quick"] else raw_wasm)
+    for key in ("minimal", "baseline"):
+        if modules.get(key):
+            sizes[key] = modules[key].stat().st_size
+    variants = workload.variants(modules, cfg["baseline"])
 
     if do_micro:
         log("building the criterion benchmarks (benches/rules.rs)")
@@ -226,8 +266,8 @@ def main() -> int:
     data, colors = measured
 
     log("timing the module alone in Node's V8 (bench/node_host.js)")
-    node = drivers.node_run(wasm, mix, colors["expect"], workload.node_configs(rules),
-                            tools["envoy_cpu"], run_dir)
+    node = drivers.node_run(workload.node_variants(modules, colors["expect"]), mix,
+                            tools["envoy_cpu"], run_dir, cfg["node_iterations"], cfg["node_repeats"])
     micro = None
     if do_micro:
         log("running the criterion benchmarks")
@@ -236,7 +276,9 @@ def main() -> int:
     results = {"variants": data, "sizes": sizes, "config": cfg, "pinning": pinning,
                "machine": report.machine_info(tools, envoy_bin), "mix": colors["mix"],
                "distinct_rules": colors["distinct_rules"], "warnings": warnings,
-               "command": command_line(), "micro": micro, "node": node}
+               "command": command_line(), "micro": micro, "node": node,
+               "kinds": {k: label for k, (label, _, _) in workload.KINDS.items()},
+               "features": {k: label for k, (label, _) in workload.FEATURES.items()}}
     block = report.render(results)
     (run_dir / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     report.write_report(out, block)

@@ -11,22 +11,31 @@ from pathlib import Path
 from typing import Any
 
 from traffic_color_harness import admin, tokens
+from traffic_color_harness.bucket import murmur3_x86_32
 from traffic_color_harness.client import request
 from traffic_color_harness.envoy import Envoy
 
 BENCH = Path(__file__).resolve().parent
 RULES_TC = BENCH / "rules.tc"
 RULES_LUA = BENCH / "rules.lua"
+RULES_REGEX_TC = BENCH / "rules-regex.tc"
+RULES_REGEX_LUA = BENCH / "rules-regex.lua"
 MIX_JSON = BENCH / "mix.json"
 ONE_RULE = 'match { header["x-canary"] == "true" } -> "canary"\ndefault -> "stable"\n'
 # One rule on a header every request of the mix carries: Envoy then hands a value to the module
 # on every request (a call into the VM to allocate it), as it must for any rule set that reads
-# request data; D's header is absent from 24 of the 25 requests, so D almost never pays that.
+# request data; D's header is absent from all requests of the mix but one, so D almost never pays that.
 ONE_RULE_PRESENT = 'match { header["user-agent"] starts_with "ShopApp/" } -> "canary"\ndefault -> "stable"\n'
+# Variant F: the 20 rules of C with weights, as a rollout adds them (issue 13): first a share of
+# all requests (keyed by x-request-id, so every request draws), last a share of signed-in users.
+WEIGHT_FIRST = ('match "canary-weight" { split("canary-weight") < 1 } -> "canary"', "canary-weight", 1.0)
+WEIGHT_LAST = ('match "user-ramp" { split(header["x-user-id"], "user-ramp") < 5 } -> "canary"', "user-ramp", 5.0)
 COLOR = "x-version-route"
 ECHO = "x-color"
-# Variants in the order they run (and are reported); Craw only when cargo's module is there.
-KEYS = ("A", "B", "C", "D", "E", "Craw")
+# Variants in the order they run (and are reported); those whose module is missing are left out.
+KEYS = ("A", "B", "C", "B2", "C2", "D", "E", "M", "F", "C0", "Craw")
+# The 20-rule programs and their Lua twins.
+TWINS = (("C", "B"), ("C2", "B2"))
 
 
 # ------------------------------------------------------------------------------ the mix
@@ -51,7 +60,7 @@ def load_mix() -> list[dict[str, Any]]:
         if "claims" in r:
             headers["authorization"] = "Bearer " + fake_jwt(r["claims"])
         out.append({"name": r["name"], "method": r["method"], "path": r["path"],
-                    "headers": headers, "expect": r["expect"]})
+                    "headers": headers, "expect": r["expect"], "expect_regex": r["expect_regex"]})
     return out
 
 
@@ -93,12 +102,15 @@ def envoy_config_for(filters: list[dict[str, Any]]) -> dict[str, Any]:
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
                  ".HttpConnectionManager",
         "stat_prefix": "bench",
+        # Envoy generates an x-request-id for every request (wrk sends none), as at an edge; the
+        # color check sends its own, so that the split F draws on it is known in advance.
+        "preserve_external_request_id": True,
         "route_config": {"name": "bench", "virtual_hosts": [{
             "name": "all", "domains": ["*"],
             "routes": [{
                 "match": {"prefix": "/"},
                 "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}},
-                # The color the filter set, echoed back: how the harness checks B against C.
+                # The color the filter set, echoed back: how the harness checks every variant's colors.
                 "response_headers_to_add": [
                     {"header": {"key": ECHO, "value": f"%REQ({COLOR})%"}}],
             }],
@@ -119,97 +131,246 @@ def envoy_config_for(filters: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def lua_filter() -> dict[str, Any]:
+def lua_filter(source: Path) -> dict[str, Any]:
     return {"name": "envoy.filters.http.lua", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-        "default_source_code": {"inline_string": RULES_LUA.read_text(encoding="utf-8")}}}
+        "default_source_code": {"inline_string": source.read_text(encoding="utf-8")}}}
 
 
-def filter_config(rules: str) -> dict[str, Any]:
-    return {"rules": rules, "header": COLOR, "jwt": {"trust": "unverified"}}
+def filter_config(rules: str, **extra: Any) -> dict[str, Any]:
+    return {"rules": rules, "header": COLOR, "jwt": {"trust": "unverified"}, **extra}
 
 
-def wasm_filter(wasm: Path, rules: str, vm_id: str) -> dict[str, Any]:
-    config = filter_config(rules)
+def wasm_filter(wasm: Path, config: dict[str, Any] | None, vm_id: str) -> dict[str, Any]:
+    """The Wasm filter with `wasm`; `config` None gives it no configuration (the minimal filter)."""
+    cfg: dict[str, Any] = {
+        "name": "traffic_color",
+        "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8",
+                      "code": {"local": {"filename": str(wasm.resolve())}}},
+    }
+    if config is not None:
+        cfg["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                "value": json.dumps(config)}
     return {"name": "envoy.filters.http.wasm", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-        "config": {
-            "name": "traffic_color",
-            "vm_config": {"vm_id": vm_id, "runtime": "envoy.wasm.runtime.v8",
-                          "code": {"local": {"filename": str(wasm.resolve())}}},
-            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                              "value": json.dumps(config)},
-        }}}
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": cfg}}
 
 
-def variants(wasm: Path, raw_wasm: Path | None, rules: str) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    """(key, label, http filters before the router), in the order they run."""
+def weighted(rules: str) -> str:
+    """C's program with WEIGHT_FIRST before its first rule and WEIGHT_LAST before its default."""
+    lines = rules.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("match"))
+    last = next(i for i, ln in enumerate(lines) if ln.startswith("default"))
+    out = lines[:first] + [WEIGHT_FIRST[0]] + lines[first:last] + [WEIGHT_LAST[0]] + lines[last:]
+    return "\n".join(out) + "\n"
+
+
+def programs() -> dict[str, str]:
+    """The rule programs of the traffic-color variants, by variant."""
+    shop = RULES_TC.read_text(encoding="utf-8")
+    return {"C": shop, "C2": RULES_REGEX_TC.read_text(encoding="utf-8"), "D": ONE_RULE,
+            "E": ONE_RULE_PRESENT, "F": weighted(shop), "C0": shop, "Craw": shop}
+
+
+def variants(modules: dict[str, Path | None], baseline: str) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(key, label, http filters before the router), in the order they run. `modules`: "wasm"
+    (as shipped), "raw" (cargo's, before wasm-opt), "minimal", "baseline" (the module built
+    from commit `baseline`); a variant whose module is None is left out."""
+    progs = programs()
+    wasm = modules["wasm"]
+
+    def tc(key: str, module: Path | None) -> list[dict[str, Any]] | None:
+        return [wasm_filter(module, filter_config(progs[key]), f"bench_{key.lower()}")] if module else None
+
     out = [
         ("A", "A: no filter", []),
-        ("B", "B: Lua filter, the 20 rules by hand", [lua_filter()]),
-        ("C", "C: traffic-color, 20 rules", [wasm_filter(wasm, rules, "bench_c")]),
-        ("D", "D: traffic-color, 1 rule", [wasm_filter(wasm, ONE_RULE, "bench_d")]),
-        ("E", "E: traffic-color, 1 rule on user-agent",
-         [wasm_filter(wasm, ONE_RULE_PRESENT, "bench_e")]),
+        ("B", "B: Lua filter, the 20 rules by hand", [lua_filter(RULES_LUA)]),
+        ("C", "C: traffic-color, 20 rules", tc("C", wasm)),
+        ("B2", "B2: Lua filter, the 20 regex rules by hand", [lua_filter(RULES_REGEX_LUA)]),
+        ("C2", "C2: traffic-color, 20 rules, regexes without literals", tc("C2", wasm)),
+        ("D", "D: traffic-color, 1 rule", tc("D", wasm)),
+        ("E", "E: traffic-color, 1 rule on user-agent", tc("E", wasm)),
+        ("M", "M: minimal Rust proxy-wasm filter, 1 rule",
+         [wasm_filter(modules["minimal"], None, "bench_m")] if modules.get("minimal") else None),
+        ("F", "F: traffic-color, C's 20 rules and two weighted splits", tc("F", wasm)),
+        ("C0", f"C0: C with the module of commit {baseline}", tc("C0", modules.get("baseline"))),
+        ("Craw", "C with cargo's module, before wasm-opt", tc("Craw", modules.get("raw"))),
     ]
-    if raw_wasm:
-        out.append(("Craw", "C with cargo's module, before wasm-opt",
-                    [wasm_filter(raw_wasm, rules, "bench_craw")]))
+    return [(k, label, f) for k, label, f in out if f is not None]
+
+
+# ------------------------------------------------------------------- the module alone (node)
+
+def _rules(items: list[str]) -> str:
+    return "".join(f'match {{ {c} }} -> "canary"\n' for c in items) + 'default -> "stable"\n'
+
+
+# Ten rules of one kind each, none of which matches a request of the mix (node_host.js checks
+# that every request comes out `stable`), so every request evaluates all ten: the time over
+# the program with only a default, divided by ten, is what one rule of that kind costs.
+KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "none": ("a default only (the base)", _rules([]), {}),
+    "string": ("string compare (`==`, `starts_with`, `ends_with`, `contains`)", _rules([
+        'header["accept-language"] == "tlh"', 'header["accept"] starts_with "image/"',
+        'path ends_with ".php"', 'host == "admin.shop.example.com"',
+        'header["accept-encoding"] contains "zstd"', 'method == "PURGE"',
+        'path starts_with "/wp-admin"', 'header["user-agent"] ends_with "curl/8.0"',
+        'host starts_with "internal."', 'header["accept"] == "text/plain"']), {}),
+    "set": ("set lookup (`in [..]`, 8 items)", _rules([
+        f'{v} in [{", ".join(chr(34) + f"{p}-{i}-{j}" + chr(34) for j in range(8))}]'
+        for i, (v, p) in enumerate([('header["x-user-id"]', "u"), ("host", "h"), ("path", "/p"),
+                                    ('header["accept-language"]', "l"), ('header["x-region"]', "r"),
+                                    ("method", "M"), ('header["user-agent"]', "ua"),
+                                    ('header["accept"]', "a"), ('header["x-user-id"]', "v"),
+                                    ("path", "/q")])]), {}),
+    "regex_literal": ("regex with a literal (`=~ \"^/wp-admin/[a-z]+\"`, `\"curl/[0-9]+\"`)", _rules([
+        'path =~ "^/wp-admin/[a-z]+\\\\.php$"', 'header["user-agent"] =~ "curl/[0-9]+"',
+        'header["user-agent"] =~ "Opera/[0-9]+\\\\.[0-9]+"', 'path =~ "^/api/v9/[0-9]+"',
+        'host =~ "^internal\\\\.[a-z]+"', 'header["accept"] =~ "image/(png|webp)"',
+        'header["user-agent"] =~ "Nokia[0-9]+"', 'path =~ "^/legacy/[0-9]+"',
+        'header["accept-language"] =~ "^tlh-[A-Z]+"', 'header["user-agent"] =~ "Trident/[4-7]\\\\.0"']), {}),
+    "regex_no_literal": ("regex without a usable literal (`(?i)(a|b)`, classes, versions)", _rules([
+        'header["user-agent"] =~ "(?i)(yandex|baidu|sogou|exabot)"',
+        'header["user-agent"] =~ "[Nn]okia|[Bb]lack[Bb]erry|[Ww]indows [Pp]hone"',
+        'header["user-agent"] =~ "(?i)(msie|trident)[ /][0-9]"',
+        'header["accept-language"] =~ "^(ja|ko|zh)(-[A-Z][A-Z])?"',
+        'path =~ "^/[a-z]+/v[0-9]+/(refunds|disputes)/"',
+        'header["accept"] =~ "(?i)(image|video)/(avif|webm)"',
+        'host =~ "^[a-z0-9-]+\\\\.(internal|corp)\\\\.[a-z]+$"',
+        'header["user-agent"] =~ "(?i)(opera|opr)/[0-9]+"',
+        'header["accept-encoding"] =~ "(?i)(zstd|compress)"',
+        'header["user-agent"] =~ "[0-9]+\\\\.[0-9]+\\\\.[0-9]+-rc\\\\.[0-9]+"']), {}),
+    "bucket": ("bucket (`bucket(key, \"g\") < 1`)", _rules([
+        f'bucket({k}, "k-{i}") < 1' for i, k in enumerate(
+            ['header["user-agent"]', 'header["x-user-id"]'] * 5)]), {}),
+    "split": ("split (`split(key, \"g\")`, `split(\"g\")` on x-request-id)", _rules([
+        f'split(header["user-agent"], "s-{i}") < 0' for i in range(5)]
+        + [f'split("r-{i}") < 0' for i in range(5)]), {}),
+    "token": ("token claim (`jwt.trust: unverified`, a token cache per VM)", _rules([
+        'token["plan"] == "platinum"', 'token["sub"] in ["svc-1", "svc-2"]',
+        'token["email"] ends_with "@nowhere.example"', 'token["groups"] contains "admins"',
+        'token["role"] == "auditor"', 'token["tenant"] == "x"', 'token["org"]["id"] == "o1"',
+        'token["plan"] == "trial"', 'token["email"] starts_with "nobody@"', 'token["sub"] == "svc-3"']), {}),
+    "cookie": ("cookie (`cookie[\"name\"]`)", _rules([
+        f'cookie["{n}"] == "{v}"' for n, v in [
+            ("theme", "neon"), ("canary", "maybe"), ("session", "s-none"), ("_ga", "x"), ("beta", "no"),
+            ("locale", "tlh"), ("ab", "z"), ("consent", "all"), ("cart", "0"), ("currency", "XAU")]]), {}),
+    "baggage": ("baggage value (`baggage[\"key\"]`)", _rules([
+        f'baggage["{n}"] == "{v}"' for n, v in [
+            ("tenant", "nope"), ("tier", "gold"), ("userId", "u-0"), ("app", "android"), ("region", "x"),
+            ("sessionId", "s-0"), ("appVersion", "0"), ("plan", "x"), ("tenant", "globex"), ("tier", "x")]]), {}),
+    "visitor": ("visitor split, first visits (an id minted, `Set-Cookie`)", _rules([
+        f'split(visitor, "v-{i}") < 0' for i in range(10)]), {"visitor": {}}),
+}
+
+# One-rule programs (D's) with a feature switched on, against D itself.
+FEATURES: dict[str, tuple[str, dict[str, Any]]] = {
+    "filter_state": ("`filter_state: true` (the color and what decided, as filter state)", {"filter_state": True}),
+    "debug_header": ("`debug_header` (a response header saying what decided)", {"debug_header": "x-tc-decided"}),
+    "baggage_out": ("`baggage` (the color written into the `baggage` header too)", {"baggage": "color"}),
+}
+
+
+def node_variants(modules: dict[str, Path | None], expect: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """What bench/node_host.js runs: the Envoy variants' modules and programs (C, C2, D, E, M,
+    F, C0, and C2 on the baseline module), each rule kind of KINDS and each feature of FEATURES."""
+    progs = programs()
+    wasm, base = modules["wasm"], modules.get("baseline")
+    out: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, module: Path | None, config: dict[str, Any] | None, want: list[str] | None) -> None:
+        if module is not None:
+            out[name] = {"wasm": str(module), "config": json.dumps(config) if config else "{}",
+                         "expect": want}
+
+    for key in ("C", "C2", "D", "E", "F"):
+        add(key, wasm, filter_config(progs[key]), expect.get(key))
+    add("M", modules.get("minimal"), None, expect.get("D"))
+    add("C0", base, filter_config(progs["C"]), expect.get("C"))
+    add("C2@base", base, filter_config(progs["C2"]), expect.get("C2"))
+    n = len(expect["C"])
+    for kind, (_, rules, extra) in KINDS.items():
+        add(f"kind:{kind}", wasm, filter_config(rules, **extra), ["stable"] * n)
+    for feat, (_, extra) in FEATURES.items():
+        add(f"feature:{feat}", wasm, filter_config(ONE_RULE, **extra), expect.get("D"))
     return out
-
-
-def node_configs(rules: str) -> dict[str, str]:
-    """The filter configs bench/node_host.js runs, by variant."""
-    return {"C": json.dumps(filter_config(rules)), "D": json.dumps(filter_config(ONE_RULE)),
-            "E": json.dumps(filter_config(ONE_RULE_PRESENT))}
 
 
 # ------------------------------------------------------------------------- the color check
 
 
-def send(port: int, req: dict[str, Any]) -> tuple[int, str | None]:
-    """One request of the mix, headers exactly as in mix.json; returns (status, echoed color)."""
-    r = request(port, req["method"], req["path"], list(req["headers"].items()), timeout=5)
+def request_id(i: int) -> str:
+    """The x-request-id the color check sends with request `i` of the mix (node_host.js too),
+    so that F's split on it is known in advance."""
+    return f"5e1f0c2a-0000-4000-8000-{i:012x}"
+
+
+def split(key: str, group: str) -> float:
+    """The rules' split(key, group), from the harness's independent murmur3."""
+    return murmur3_x86_32(f"{group}:{key}".encode("utf-8")) % 1_000_000 / 10_000
+
+
+def send(port: int, req: dict[str, Any], rid: str) -> tuple[int, str | None]:
+    """One request of the mix, headers exactly as in mix.json and `rid` as its x-request-id;
+    returns (status, echoed color)."""
+    r = request(port, req["method"], req["path"], [*req["headers"].items(), ("x-request-id", rid)],
+                timeout=5)
     return r.status, r.header(ECHO)
 
 
-def check_colors(envoys: dict[str, Envoy], mix: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every request of the mix, once, to every Envoy: B and C must agree with each other and
-    with mix.json's `expect`, D and E with their one rule, C raw with C.
+def expected(req: dict[str, Any], rid: str, c_rule: str) -> dict[str, str]:
+    """The color each variant must give a request, by variant; `c_rule` is the rule of C that
+    decided it (F differs from C only where its weights apply)."""
+    want_d = "canary" if req["headers"].get("x-canary") == "true" else "stable"
+    ua = req["headers"].get("user-agent", "")
+    uid = req["headers"].get("x-user-id")
+    if split(rid, WEIGHT_FIRST[1]) < WEIGHT_FIRST[2]:
+        want_f = "canary"
+    elif c_rule != "default":
+        want_f = req["expect"]
+    elif uid is not None and split(uid, WEIGHT_LAST[1]) < WEIGHT_LAST[2]:
+        want_f = "canary"
+    else:
+        want_f = "stable"
+    return {"B": req["expect"], "C": req["expect"], "C0": req["expect"], "Craw": req["expect"],
+            "B2": req["expect_regex"], "C2": req["expect_regex"], "D": want_d, "M": want_d,
+            "E": "canary" if ua.startswith("ShopApp/") else "stable", "F": want_f}
 
-    Returns `mismatches` (empty when all agree), `mix` (each request's color and the rule of
-    C that decided it, from its rule_hits counters), `expect` (the colors node_host.js must
-    see, by variant) and `distinct_rules`."""
+
+def check_colors(envoys: dict[str, Envoy], mix: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every request of the mix, once, to every Envoy: each variant must give it the color
+    `expected` says (the Lua twins and traffic-color the one mix.json names).
+
+    Returns `mismatches` (empty when all agree), `mix` (each request's colors and the rules of
+    C and C2 that decided them, from their rule_hits counters), `expect` (the colors
+    node_host.js must see, by variant) and `distinct_rules` (of C, of C2)."""
     mismatches, mix_report = [], []
-    node_expect: dict[str, list[str]] = {"C": [], "D": [], "E": []}
-    hits_before = rule_hits(envoys["C"])
-    for req in mix:
+    node_expect: dict[str, list[str]] = {}
+    counted = [k for k in ("C", "C2") if k in envoys]
+    before = {k: rule_hits(envoys[k]) for k in counted}
+    for i, req in enumerate(mix):
+        rid = request_id(i)
         seen = {}
         for key in envoys:
-            status, color = send(envoys[key].port, req)
+            status, color = send(envoys[key].port, req, rid)
             if status != 200:
                 mismatches.append(f"{key}: {req['name']}: HTTP {status}")
             seen[key] = color
-        want_d = "canary" if req["headers"].get("x-canary") == "true" else "stable"
-        if not (seen["B"] == seen["C"] == req["expect"]):
-            mismatches.append(f"{req['name']}: expect {req['expect']}, Lua (B) {seen['B']}, "
-                              f"traffic-color (C) {seen['C']}")
-        if seen["D"] != want_d:
-            mismatches.append(f"{req['name']}: D gave {seen['D']}, expected {want_d}")
-        ua = req["headers"].get("user-agent", "")
-        want_e = "canary" if ua.startswith("ShopApp/") else "stable"
-        if seen["E"] != want_e:
-            mismatches.append(f"{req['name']}: E gave {seen['E']}, expected {want_e}")
-        for key, want in (("C", req["expect"]), ("D", want_d), ("E", want_e)):
-            node_expect[key].append(want)
-        if "Craw" in seen and seen["Craw"] != seen["C"]:
-            mismatches.append(f"{req['name']}: C raw gave {seen['Craw']}, C {seen['C']}")
         # The rule that decided, from the counters (one request at a time).
-        hits_after = rule_hits(envoys["C"])
-        mix_report.append({"name": req["name"], "color": seen["C"],
-                           "rule": decided_rule(hits_before, hits_after)})
-        hits_before = hits_after
-    distinct = len({m["rule"] for m in mix_report if m["rule"] != "default"})
+        decided = {}
+        for k in counted:
+            after = rule_hits(envoys[k])
+            decided[k] = decided_rule(before[k], after)
+            before[k] = after
+        want = expected(req, rid, decided.get("C", "default"))
+        for key in envoys:
+            if key in want and seen[key] != want[key]:
+                mismatches.append(f"{req['name']}: {key} gave {seen[key]}, expected {want[key]}")
+        for key, color in want.items():
+            node_expect.setdefault(key, []).append(color)
+        mix_report.append({"name": req["name"], "color": seen.get("C"), "rule": decided.get("C", "?"),
+                           "color2": seen.get("C2"), "rule2": decided.get("C2", "?")})
+    distinct = {k: len({m[f] for m in mix_report if m[f] not in ("default", "?")})
+                for k, f in (("C", "rule"), ("C2", "rule2"))}
     return {"mismatches": mismatches, "mix": mix_report, "expect": node_expect,
             "distinct_rules": distinct}
 
@@ -225,7 +386,7 @@ def rule_hits(env: Envoy) -> dict[str, int]:
 
 
 def decided_rule(before: dict[str, int], after: dict[str, int]) -> str:
-    """Which rule_hits counter went up between two snapshots of variant C."""
+    """Which rule_hits counter went up between two snapshots of one Envoy."""
     up = [n for n in after if after[n] > before.get(n, 0)]
     if len(up) != 1:
         return "?"
