@@ -70,7 +70,7 @@ lint: toolchain ## cargo fmt --check and clippy (host and wasm32-wasip1) with wa
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
 
-bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-color 20 rules / 1 rule) and criterion; writes BENCHMARKS.md (BENCH_QUICK=1: ~2.5 min)
+bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-color, a minimal Wasm filter, the f2a6a64 module), the module alone in Node, criterion; writes BENCHMARKS.md (BENCH_QUICK=1: ~6 min)
 	BENCH_COMMAND="make bench" WASM_OPT=$(WASM_OPT) $(PY) bench/run.py --wasm $(WASM) --cargo-wasm $(CARGO_WASM)
 
 bench-micro: ## criterion micro-benchmarks of the rules engine only (evaluate 20 rules, compile 1,000)

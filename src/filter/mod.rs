@@ -18,7 +18,7 @@ use log::{debug, error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
 proxy_wasm::main! {{
@@ -362,6 +362,12 @@ struct HostRequest {
     /// Read every header in one host call and look them up here, rather than one call each.
     bulk: bool,
     all: OnceCell<HeaderMap>,
+    /// The last header name the host said is absent, by the caller's string (address and
+    /// length): a verdict asks `header`, then `has_header` for the same name (to tell absent
+    /// from not UTF-8), and the second question would cost a second host call on nearly every
+    /// request, which arrives without a color header. Another string with the same text just
+    /// asks the host again.
+    absent: Cell<Option<(usize, usize)>>,
 }
 
 impl HostRequest {
@@ -369,7 +375,12 @@ impl HostRequest {
         HostRequest {
             bulk,
             all: OnceCell::new(),
+            absent: Cell::new(None),
         }
+    }
+
+    fn key(name: &str) -> Option<(usize, usize)> {
+        Some((name.as_ptr() as usize, name.len()))
     }
 
     fn all(&self) -> &HeaderMap {
@@ -413,13 +424,23 @@ impl RequestSource for HostRequest {
                 .ok()
                 .map(Cow::Borrowed);
         }
-        let bytes = host::header(MapType::HttpRequestHeaders, name).ok()??;
+        let bytes = match host::header(MapType::HttpRequestHeaders, name) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                self.absent.set(Self::key(name));
+                return None;
+            }
+            Err(_) => return None,
+        };
         String::from_utf8(bytes).ok().map(Cow::Owned)
     }
 
     fn has_header(&self, name: &str) -> bool {
         if self.bulk {
             return self.all().get(name).is_some();
+        }
+        if self.absent.get() == Self::key(name) {
+            return false;
         }
         matches!(host::header(MapType::HttpRequestHeaders, name), Ok(Some(_)))
     }
