@@ -3,10 +3,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 WASM_TARGET   := wasm32-wasip1
-# What cargo builds, and the filter as shipped: that module through wasm-opt -O3.
+# What cargo builds, and the filter as shipped: that module through wasm-opt (WASM_OPT_ARGS).
 CARGO_WASM    := target/$(WASM_TARGET)/release/traffic_color.wasm
 WASM          := target/traffic_color.wasm
 WASM_OPT      := tools/wasm-opt/node_modules/.bin/wasm-opt
+# -O3, but a function with one caller is inlined into it only up to 200 bytes (binaryen's default
+# has no limit): V8 compiles the module when Envoy loads it, and the memory TurboFan takes for
+# the resulting giant functions stays in Envoy's heap (tcmalloc keeps it) — about 5 MiB of RSS
+# for the same size and speed (BENCHMARKS.md, Memory).
+WASM_OPT_ARGS := -O3 --one-caller-inline-max-function-size 200
 # The features rustc's wasm32-wasip1 output uses; Envoy's V8 has them all.
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 VENV          := .venv
@@ -71,7 +76,7 @@ lint: toolchain ## cargo fmt --check and clippy (host and wasm32-wasip1) with wa
 	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
 
 bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-color, a minimal Wasm filter, the f2a6a64 module), the module alone in Node, criterion; writes BENCHMARKS.md (BENCH_QUICK=1: ~6 min)
-	BENCH_COMMAND="make bench" WASM_OPT=$(WASM_OPT) $(PY) bench/run.py --wasm $(WASM) --cargo-wasm $(CARGO_WASM)
+	BENCH_COMMAND="make bench" WASM_OPT=$(WASM_OPT) WASM_OPT_ARGS="$(WASM_OPT_ARGS)" $(PY) bench/run.py --wasm $(WASM) --cargo-wasm $(CARGO_WASM)
 
 bench-micro: ## criterion micro-benchmarks of the rules engine only (evaluate 20 rules, compile 1,000)
 	CARGO_PROFILE_BENCH_PANIC=unwind cargo bench --bench rules
@@ -99,10 +104,10 @@ soak: wasm venv ## steady load through Envoy for SOAK_SECONDS (default 180); fai
 fmt: ## format the code
 	cargo fmt --all
 
-wasm: toolchain wasm-opt ## build the filter: cargo (release, wasm32-wasip1), then wasm-opt -O3 into target/traffic_color.wasm
+wasm: toolchain wasm-opt ## build the filter: cargo (release, wasm32-wasip1), then wasm-opt (WASM_OPT_ARGS) into target/traffic_color.wasm
 	cargo build --release --target $(WASM_TARGET) --lib
 	@if [ ! -f $(WASM) ] || [ $(CARGO_WASM) -nt $(WASM) ]; then \
-		$(WASM_OPT) -O3 $(WASM_FEATURES) $(CARGO_WASM) -o $(WASM).tmp && mv $(WASM).tmp $(WASM); fi
+		$(WASM_OPT) $(WASM_OPT_ARGS) $(WASM_FEATURES) $(CARGO_WASM) -o $(WASM).tmp && mv $(WASM).tmp $(WASM); fi
 	@echo "built $(WASM): $$(stat -c %s $(WASM)) bytes ($(CARGO_WASM): $$(stat -c %s $(CARGO_WASM)))"
 
 wasm-opt: $(WASM_OPT)

@@ -1,7 +1,7 @@
 """The modules the benchmark builds itself, beside the one `make wasm` ships: the minimal
 one-rule filter (bench/minimal-filter/, the floor), and traffic-color as it was at an earlier
 commit (the baseline), each with cargo (release, wasm32-wasip1, the release profile of the
-crate) and then `wasm-opt -O3` as `make wasm` does. Both live under target/bench-build/, which
+crate) and then wasm-opt as `make wasm` runs it (the baseline: `-O3`, as its commit did). Both live under target/bench-build/, which
 a run keeps: the baseline is built once per commit, the minimal filter when cargo sees a change."""
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from traffic_color_harness.repo import REPO
 BENCH = Path(__file__).resolve().parent
 BUILD = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "bench-build"
 WASM_TARGET = "wasm32-wasip1"
+# What `make wasm` passes (the Makefile's WASM_OPT_ARGS), for the minimal filter; the baseline
+# gets what its own commit's Makefile ran.
+WASM_OPT_ARGS = os.environ.get("WASM_OPT_ARGS", "-O3").split()
+BASELINE_WASM_OPT_ARGS = ["-O3"]
 WASM_OPT_FLAGS = ["--enable-bulk-memory", "--enable-bulk-memory-opt", "--enable-sign-ext",
                   "--enable-nontrapping-float-to-int", "--enable-mutable-globals"]
 
@@ -34,31 +38,34 @@ def _run(argv: list[str], cwd: Path, log: Path, env: dict[str, str] | None = Non
         raise BuildError(f"{argv[0]} failed ({r.returncode}), see {log}:\n{r.stderr[-2000:]}")
 
 
-def wasm_opt(wasm_opt_bin: str, src: Path, dst: Path, log: Path) -> Path:
-    """`wasm-opt -O3` of `src` into `dst`, unless `dst` is newer."""
-    if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
+def wasm_opt(wasm_opt_bin: str, src: Path, dst: Path, log: Path, args: list[str]) -> Path:
+    """`wasm-opt <args>` of `src` into `dst`, unless `dst` is newer and was made with `args`."""
+    stamp = dst.with_suffix(".args")
+    if (not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime
+            or not stamp.exists() or stamp.read_text() != " ".join(args)):
         tmp = dst.with_suffix(".tmp")
         # A relative path (the Makefile's) is relative to where the run started.
         binary = str(Path(wasm_opt_bin).resolve()) if "/" in wasm_opt_bin else wasm_opt_bin
-        _run([binary, "-O3", *WASM_OPT_FLAGS, str(src), "-o", str(tmp)], BUILD, log)
+        _run([binary, *args, *WASM_OPT_FLAGS, str(src), "-o", str(tmp)], BUILD, log)
         tmp.replace(dst)
+        stamp.write_text(" ".join(args))
     return dst
 
 
 def minimal(wasm_opt_bin: str, log: Path) -> Path:
-    """bench/minimal-filter/ built as traffic-color is: cargo, then wasm-opt -O3."""
+    """bench/minimal-filter/ built as traffic-color is: cargo, then wasm-opt as `make wasm`."""
     BUILD.mkdir(parents=True, exist_ok=True)
     target = BUILD / "minimal"
     _run(["cargo", "build", "--release", "--locked", "--target", WASM_TARGET,
           "--manifest-path", str(BENCH / "minimal-filter" / "Cargo.toml"),
           "--target-dir", str(target)], REPO, log)
     return wasm_opt(wasm_opt_bin, target / WASM_TARGET / "release" / "minimal_filter.wasm",
-                    BUILD / "minimal_filter.wasm", log)
+                    BUILD / "minimal_filter.wasm", log, WASM_OPT_ARGS)
 
 
 def baseline(commit: str, wasm_opt_bin: str, log: Path) -> Path:
     """traffic-color's module at `commit` (its sources from `git archive`, its own Cargo.lock):
-    cargo, then wasm-opt -O3. Built once: the result is kept under target/bench-build/."""
+    cargo, then `wasm-opt -O3` (what `make wasm` ran before WASM_OPT_ARGS). Built once: the result is kept under target/bench-build/."""
     full = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{commit}^{{commit}}"],
                           capture_output=True, text=True)
     if full.returncode != 0:
@@ -80,4 +87,4 @@ def baseline(commit: str, wasm_opt_bin: str, log: Path) -> Path:
     _run(["cargo", "build", "--release", "--locked", "--target", WASM_TARGET, "--lib",
           "--target-dir", str(home / "target")], src, log)
     return wasm_opt(wasm_opt_bin, home / "target" / WASM_TARGET / "release" / "traffic_color.wasm",
-                    out, log)
+                    out, log, BASELINE_WASM_OPT_ARGS)
