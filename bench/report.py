@@ -275,9 +275,13 @@ def memory_section(results: dict[str, Any]) -> list[str]:
              "After each variant's runs: Envoy's RSS, its anonymous part, and tcmalloc's heap as "
              "Envoy's admin `/memory` reports it — in use (`allocated`), and freed but kept "
              "(`pageheap_free` + `total_thread_cache`), which tcmalloc does not hand back to the "
-             "system on its own. Wasm VMs: Envoy's `wasm.wasm_vm_count`. Medians over rounds, MiB.",
-             "", "| variant | RSS | anonymous | heap in use | heap freed, kept | Wasm VMs | RSS − M's |",
-             "|---|---|---|---|---|---|---|"]
+             "system on its own; from /proc/<pid>/smaps, V8's compiled code (executable anonymous "
+             "mappings) and the Wasm linear memories (V8 reserves each in a mapping of 4 GiB or "
+             "more; only touched pages count). Wasm VMs: Envoy's `wasm.wasm_vm_count`. Medians "
+             "over rounds, MiB.",
+             "", "| variant | RSS | anonymous | heap in use | heap freed, kept | compiled code "
+             "| Wasm memory | Wasm VMs | RSS − M's |",
+             "|---|---|---|---|---|---|---|---|---|"]
     m = rss_med(results, "M") if "M" in results["variants"] else None
     for k in keys(results):
         rounds = results["variants"][k]["rounds"]
@@ -286,7 +290,9 @@ def memory_section(results: dict[str, Any]) -> list[str]:
             results["variants"][k]["label"], f"{rss_med(results, k) / MIB:.1f}",
             f"{rss_med(results, k, 'rss_anon') / MIB:.1f}",
             f"{rss_med(results, k, 'heap_allocated') / MIB:.1f}",
-            f"{rss_med(results, k, 'heap_free') / MIB:.1f}", f"{vms:.0f}",
+            f"{rss_med(results, k, 'heap_free') / MIB:.1f}",
+            f"{rss_med(results, k, 'jit_code') / MIB:.1f}",
+            f"{rss_med(results, k, 'wasm_memory') / MIB:.1f}", f"{vms:.0f}",
             "—" if m is None else f"{(rss_med(results, k) - m) / MIB:+.1f}"))
     node = results.get("node") or {}
     mem = [(k, node[k]["memory_kib"]) for k in ("M", "D", "C", "C2", "F", "C0") if k in node]
