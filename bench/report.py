@@ -294,6 +294,17 @@ def memory_section(results: dict[str, Any]) -> list[str]:
             f"{rss_med(results, k, 'jit_code') / MIB:.1f}",
             f"{rss_med(results, k, 'wasm_memory') / MIB:.1f}", f"{vms:.0f}",
             "—" if m is None else f"{(rss_med(results, k) - m) / MIB:+.1f}"))
+    probe = results.get("memory_probe") or {}
+    if "wasm" in probe and "o3" in probe:
+        w, o = probe["wasm"], probe["o3"]
+        nd = results.get("node") or {}
+        speed = (f" In Node, C runs at {nd['C']['us']:.2f} µs per request with the shipped module and "
+                 f"{nd['C@O3']['us']:.2f} µs with the other." if "C" in nd and "C@O3" in nd else "")
+        lines += ["", f"The shipped module goes through `wasm-opt {results.get('wasm_opt_args', '')}`. "
+                      "C's rules in an Envoy started alone and sent the mix once: RSS "
+                      f"{w.get('rss', 0) / MIB:.1f} MiB (heap freed and kept {w.get('heap_free', 0) / MIB:.1f}) "
+                      f"with it, {o.get('rss', 0) / MIB:.1f} MiB ({o.get('heap_free', 0) / MIB:.1f}) with "
+                      f"the same cargo output through plain `wasm-opt -O3`.{speed}"]
     node = results.get("node") or {}
     mem = [(k, node[k]["memory_kib"]) for k in ("M", "D", "C", "C2", "F", "C0") if k in node]
     if mem:
@@ -358,6 +369,7 @@ def rounds_section(results: dict[str, Any]) -> list[str]:
 NODE_LABELS = {"C": "C: 20 rules", "C2": "C2: 20 rules, regexes without literals",
                "D": "D: 1 rule", "E": "E: 1 rule on user-agent", "M": "M: the minimal filter",
                "F": "F: C with two weighted splits", "C0": "C0: C's rules, baseline module",
+               "C@O3": "C, the module through plain `wasm-opt -O3`",
                "C2@base": "C2's rules, baseline module"}
 
 
@@ -391,7 +403,7 @@ def calls_section(results: dict[str, Any]) -> list[str]:
     node = results.get("node")
     if not node:
         return []
-    shown = [k for k in NODE_LABELS if k in node and k != "C2@base"]
+    shown = [k for k in NODE_LABELS if k in node and k not in ("C2@base", "C@O3")]
     names = sorted({n for k in shown for n in node[k]["calls"]})
     lines = ["", "#### Host calls per request, by name (the mix's average)", "",
              "| call | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]

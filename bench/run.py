@@ -135,7 +135,8 @@ def module_sizes(wasm: Path, raw_wasm: Path | None, wasm_opt: str | None, run_di
     return sizes
 
 
-def build_modules(cfg: dict[str, Any], wasm_opt: str, run_dir: Path) -> dict[str, Path | None] | None:
+def build_modules(cfg: dict[str, Any], wasm_opt: str, raw_wasm: Path | None,
+                  run_dir: Path) -> dict[str, Path | None] | None:
     """The minimal filter and the baseline module (builds.py); None, having said why, when a
     build fails."""
     log_path = run_dir / "builds.log"
@@ -146,10 +147,37 @@ def build_modules(cfg: dict[str, Any], wasm_opt: str, run_dir: Path) -> dict[str
         if cfg["baseline"]:
             log(f"building traffic-color at {cfg['baseline']} (once per commit: several minutes)")
             modules["baseline"] = builds.baseline(cfg["baseline"], wasm_opt, log_path)
+        if raw_wasm is not None and builds.WASM_OPT_ARGS != ["-O3"]:
+            # The trade-off of the shipped wasm-opt arguments, measured every run.
+            modules["o3"] = builds.wasm_opt(wasm_opt, raw_wasm, run_dir / "traffic_color.O3.wasm",
+                                            log_path, ["-O3"])
     except builds.BuildError as e:
         print(str(e), file=sys.stderr)
         return None
     return modules
+
+
+def memory_probe(modules: dict[str, Path | None], mix: list[dict[str, Any]], tools: dict[str, Any],
+                 envoy_bin: str, run_dir: Path) -> dict[str, dict[str, int]]:
+    """Envoy's memory with C's rules, the module as shipped and through plain `wasm-opt -O3`,
+    each started alone, sent the mix once, then read: what the shipped wasm-opt arguments save."""
+    out: dict[str, dict[str, int]] = {}
+    rules = workload.programs()["C"]
+    for key in ("wasm", "o3"):
+        module = modules.get(key)
+        if module is None:
+            continue
+        filters = [workload.wasm_filter(module, workload.filter_config(rules), f"probe_{key}")]
+        env = drivers.start_bench_envoy(f"probe-{key}", workload.envoy_config_for(filters), run_dir,
+                                        envoy_bin, tools["envoy_cpu"])
+        try:
+            for i, req in enumerate(mix):
+                workload.send(env.port, req, workload.request_id(i))
+            time.sleep(1.0)
+            out[key] = drivers.memory(env)
+        finally:
+            env.stop()
+    return out
 
 
 def command_line() -> str:
@@ -239,7 +267,7 @@ def main() -> int:
 
     raw_wasm = Path(args.cargo_wasm) if Path(args.cargo_wasm).is_file() else None
     sizes = module_sizes(wasm, raw_wasm, tools["wasm_opt"], run_dir, warnings)
-    modules = build_modules(cfg, tools["wasm_opt"], run_dir)
+    modules = build_modules(cfg, tools["wasm_opt"], raw_wasm, run_dir)
     if modules is None:
         return 1
     modules.update(wasm=wasm, raw=None if cfg["quick"] else raw_wasm)
@@ -265,6 +293,8 @@ def main() -> int:
         return 1
     data, colors = measured
 
+    log("Envoy's memory with the module as shipped and through plain wasm-opt -O3")
+    probe = memory_probe(modules, mix, tools, envoy_bin, run_dir)
     log("timing the module alone in Node's V8 (bench/node_host.js)")
     node = drivers.node_run(workload.node_variants(modules, colors["expect"]), mix,
                             tools["envoy_cpu"], run_dir, cfg["node_iterations"], cfg["node_repeats"])
@@ -276,7 +306,8 @@ def main() -> int:
     results = {"variants": data, "sizes": sizes, "config": cfg, "pinning": pinning,
                "machine": report.machine_info(tools, envoy_bin), "mix": colors["mix"],
                "distinct_rules": colors["distinct_rules"], "warnings": warnings,
-               "command": command_line(), "micro": micro, "node": node,
+               "command": command_line(), "micro": micro, "node": node, "memory_probe": probe,
+               "wasm_opt_args": " ".join(builds.WASM_OPT_ARGS),
                "kinds": {k: label for k, (label, _, _) in workload.KINDS.items()},
                "features": {k: label for k, (label, _) in workload.FEATURES.items()}}
     block = report.render(results)

@@ -286,6 +286,7 @@ def node_variants(modules: dict[str, Path | None], expect: dict[str, list[str]])
         add(key, wasm, filter_config(progs[key]), expect.get(key))
     add("M", modules.get("minimal"), None, expect.get("D"))
     add("C0", base, filter_config(progs["C"]), expect.get("C"))
+    add("C@O3", modules.get("o3"), filter_config(progs["C"]), expect.get("C"))
     add("C2@base", base, filter_config(progs["C2"]), expect.get("C2"))
     n = len(expect["C"])
     for kind, (_, rules, extra) in KINDS.items():
