@@ -258,6 +258,9 @@ def node_run(variants: dict[str, dict[str, Any]], mix: list[dict[str, Any]], cpu
         runs.setdefault(row["variant"], []).append(row)
     return {k: {"us": statistics.median([x["us_per_request"] for x in v]),
                 "us_all": [x["us_per_request"] for x in v],
+                # medians of per-call timings: what a busy machine disturbs least
+                "median_us": statistics.median([x["median_us_per_request"] for x in v]),
+                "on_log_us": statistics.median([x["median_us_on_log"] for x in v]),
                 "calls": v[0]["calls"], "allocations": v[0]["allocations"],
                 "memory_kib": v[0]["memory_kib"]}
             for k, v in runs.items()}

@@ -40,8 +40,9 @@ def main() -> int:
     rules = workload.RULES_TC.read_text(encoding="utf-8")
     variants = {"A": []}
     for label, wasm in (("before", args.before), ("after", args.after)):
-        variants[f"C {label}"] = [workload.wasm_filter(wasm, rules, f"c_{label}")]
-        variants[f"D {label}"] = [workload.wasm_filter(wasm, workload.ONE_RULE, f"d_{label}")]
+        variants[f"C {label}"] = [workload.wasm_filter(wasm, workload.filter_config(rules), f"c_{label}")]
+        variants[f"D {label}"] = [workload.wasm_filter(wasm, workload.filter_config(workload.ONE_RULE),
+                                                       f"d_{label}")]
     results: dict[str, list[float]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)

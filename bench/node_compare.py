@@ -41,13 +41,14 @@ def main() -> int:
     args = ap.parse_args()
 
     mix = workload.load_mix()
-    configs = workload.node_configs(workload.RULES_TC.read_text(encoding="utf-8"))
     want = expected(mix)
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
             for label, wasm in (("before", args.before), ("after", args.after)):
-                r = drivers.node_run(wasm, mix, want, configs, args.cpu, Path(tmp), repeats=1)
+                variants = {k: v for k, v in workload.node_variants({"wasm": wasm}, want).items()
+                            if k in ("C", "D", "E")}
+                r = drivers.node_run(variants, mix, args.cpu, Path(tmp), repeats=1)
                 if r is None:
                     print("node not found", file=sys.stderr)
                     return 2
@@ -65,7 +66,7 @@ def main() -> int:
             return f"{mb:.2f} → {ma:.2f} ({ma - mb:+.2f})"
 
         print(f"| {variant} | {cell('median_us')} | {cell('on_log_us')} | {cell('us')} "
-              f"| {b[0]['calls']:g} → {a[0]['calls']:g} |")
+              f"| {sum(b[0]['calls'].values()):g} → {sum(a[0]['calls'].values()):g} |")
     return 0
 
 
