@@ -10,7 +10,7 @@
 // input.json: {"iterations": N, "repeats": R,
 //              "requests": [{"name", "headers": [[k, v], ...]}],
 //              "variants": {"C": {"wasm": "<path>", "config": "<plugin config JSON>",
-//                                 "expect": ["color", ...]}}}
+//                                 "expect": ["color", ...], "iterations": optional N}}}
 // Prints one JSON line per variant and repeat: {"variant", "us_per_request" (the mean),
 // "median_us_per_request", "median_us_on_log" (from a second pass timing each request and each
 // end-of-stream callback alone: medians, which a busy machine's preemptions barely move),
@@ -183,7 +183,7 @@ function run(name, variant) {
   const allocations = counted.state.allocations / requests.length;
 
   // Timing: a fresh instance with the plain imports.
-  const n = input.iterations;
+  const n = variant.iterations || input.iterations;
   for (let rep = 0; rep < (input.repeats || 1); rep++) {
     const timed = vm(variant.wasm, variant.config, null);
     const configured = timed.memoryKiB();
