@@ -46,7 +46,8 @@ def wasm_opt(wasm_opt_bin: str, src: Path, dst: Path, log: Path, args: list[str]
         tmp = dst.with_suffix(".tmp")
         # A relative path (the Makefile's) is relative to where the run started.
         binary = str(Path(wasm_opt_bin).resolve()) if "/" in wasm_opt_bin else wasm_opt_bin
-        _run([binary, *args, *WASM_OPT_FLAGS, str(src), "-o", str(tmp)], BUILD, log)
+        _run([binary, *args, *WASM_OPT_FLAGS, str(src.resolve()), "-o", str(tmp.resolve())], BUILD,
+             log)
         tmp.replace(dst)
         stamp.write_text(" ".join(args))
     return dst
