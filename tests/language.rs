@@ -331,14 +331,7 @@ fn needs_record_exactly_what_is_read() {
 #[wasm_bindgen_test(unsupported = test)]
 fn limits_are_enforced_with_clear_errors() {
     use traffic_color::lang::{ErrorKind, compile, limits};
-    let kinds = |src: &str| -> Vec<ErrorKind> {
-        compile(src)
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| d.kind)
-            .collect()
-    };
+    let kinds = support::error_kinds;
     let many = "match { path == \"/\" } -> \"a\"\n".repeat(limits::MAX_RULES + 1);
     assert_eq!(
         kinds(&many),
@@ -575,15 +568,8 @@ fn shared_regex_tests_answer_as_separate_ones() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn distinct_scanning_regexes_are_bounded_per_program() {
-    use traffic_color::lang::{ErrorKind, compile, limits};
-    let kinds = |src: &str| -> Vec<ErrorKind> {
-        compile(src)
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| d.kind)
-            .collect()
-    };
+    use traffic_color::lang::{ErrorKind, limits};
+    let kinds = support::error_kinds;
     let rule = |i: usize| format!("match {{ header[\"ua\"] =~ \"[Bb]ot{i}\" }} -> \"a\"\n");
     let at_limit: String = (0..limits::MAX_REGEX_SCANS).map(rule).collect();
     assert_eq!(kinds(&at_limit), vec![]);

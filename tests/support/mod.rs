@@ -47,3 +47,13 @@ pub fn unsigned_token(claims: &str) -> String {
     let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     format!("{}.{}.", e.encode(r#"{"alg":"none"}"#), e.encode(claims))
 }
+
+/// The kinds of the errors `src` is rejected with (empty when it compiles).
+pub fn error_kinds(src: &str) -> Vec<traffic_color::lang::ErrorKind> {
+    traffic_color::lang::compile(src)
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.kind)
+        .collect()
+}
