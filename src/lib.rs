@@ -7,14 +7,18 @@
 //!   tokens, verified claims, baggage);
 //! - [`config`]: the filter's JSON configuration, compiled once;
 //! - [`verdict`]: one request's verdict (color, what decided, header and baggage edits, counters);
-//! - [`metrics`]: counter names and ids; [`bucket`]: sticky buckets.
+//! - [`metrics`]: counter names and ids; [`bucket`]: sticky buckets;
+//! - [`inspect`]: what the tools show (check, explain, simulate, what changes, samples), shared
+//!   by the command-line tool and the browser cockpit.
 //!
 //! Only `filter` (built for wasm32-wasip1) talks to the proxy: it reads the host, applies the
-//! verdict and logs.
+//! verdict and logs. `browser` (built for wasm32-unknown-unknown, `make cockpit-web`) exports
+//! [`inspect::api`] to the cockpit page through wasm-bindgen.
 
 pub mod bucket;
 pub mod config;
 pub mod config_hash;
+pub mod inspect;
 pub mod lang;
 pub mod metrics;
 pub mod outcome;
@@ -23,3 +27,6 @@ pub mod verdict;
 
 #[cfg(target_os = "wasi")]
 mod filter;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod browser;

@@ -5,6 +5,7 @@ mod compile;
 pub mod error;
 pub mod eval;
 pub mod explain;
+pub mod knobs;
 mod lexer;
 pub mod limits;
 mod parser;
@@ -17,6 +18,14 @@ pub mod time;
 pub use compile::REQUEST_ID;
 pub use error::{Diagnostic, ErrorKind, render_all};
 pub use program::Program;
+
+/// The syntax tree of a program as far as it parses (rules that fail to parse are left out;
+/// [`compile`] reports why), for tools that look at what was written rather than run it.
+pub fn parse(source: &str) -> ast::Program {
+    let mut errors = Vec::new();
+    let tokens = lexer::lex(source, &mut errors);
+    parser::parse(&tokens, &mut errors)
+}
 
 /// Compiles a program, or returns every diagnostic in source order, each tagged with its rule.
 pub fn compile(source: &str) -> Result<Program, Vec<Diagnostic>> {

@@ -1,7 +1,8 @@
 //! A request described on the command line: flags, a raw HTTP request, or a curl command line.
 
 use serde_json::Value;
-use traffic_color::request::{RequestSource, SimpleRequest, query};
+use traffic_color::inspect::request::encode;
+use traffic_color::request::{RequestSource, SimpleRequest};
 
 #[derive(Debug, Default, clap::Args)]
 pub struct RequestArgs {
@@ -115,20 +116,6 @@ impl RequestArgs {
 fn set_header(req: &mut SimpleRequest, name: &str, value: &str) {
     req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
     req.headers.push((name.to_string(), value.to_string()));
-}
-
-/// Percent-encodes everything but unreserved characters; the filter decodes it back.
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    debug_assert_eq!(query::decode(&out).as_deref(), Some(s));
-    out
 }
 
 /// `GET /path?x=1 HTTP/1.1` then `Name: value` lines up to a blank line.

@@ -30,11 +30,7 @@ pub fn config_from_text(text: &str) -> Result<FilterConfig, ConfigError> {
 
 /// The JSON the filter would be given for this file: the file itself, or `{"rules": <file>}`.
 pub fn filter_json(text: &str) -> Cow<'_, str> {
-    if text.trim_start().starts_with('{') {
-        Cow::Borrowed(text)
-    } else {
-        Cow::Owned(serde_json::json!({ "rules": text }).to_string())
-    }
+    traffic_color::inspect::filter_json(text)
 }
 
 pub fn load(path: &Path) -> Result<Loaded, String> {
