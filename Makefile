@@ -70,10 +70,11 @@ tests/istio/node_modules/.package-lock.json: tests/istio/package.json tests/isti
 config-check: wasm venv ## envoy --mode validate on every Envoy config; docker-compose config offline
 	$(PY) tests/config_check.py --wasm $(WASM)
 
-lint: toolchain ## cargo fmt --check and clippy (host and wasm32-wasip1) with warnings as errors
+lint: toolchain ## cargo fmt --check and clippy (host, wasm32-wasip1, and wasm32-unknown-unknown for the cockpit's bindings) with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
 
 bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-color, a minimal Wasm filter, the f2a6a64 module), the module alone in Node, criterion; writes BENCHMARKS.md (BENCH_QUICK=1: ~6 min)
 	BENCH_COMMAND="make bench" WASM_OPT=$(WASM_OPT) WASM_OPT_ARGS="$(WASM_OPT_ARGS)" $(PY) bench/run.py --wasm $(WASM) --cargo-wasm $(CARGO_WASM)

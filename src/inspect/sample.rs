@@ -6,6 +6,7 @@
 use super::request::{RequestLine, encode, request_id};
 use crate::config::FilterConfig;
 use crate::lang::ast::{Expr, Literal, LiteralKind, Op, Value, ValueKind};
+use crate::lang::pattern::Pattern;
 use serde_json::Value as Json;
 
 /// The header synthetic users carry their id in (as `simulate --users` does).
@@ -65,20 +66,30 @@ fn set_claim(claims: &mut Json, path: &[String], value: Json) {
     }
 }
 
+/// What a rule's comparisons need from a request.
+#[derive(Default)]
+struct RuleFacts {
+    /// A value for each comparison that makes it count towards the rule matching (none for
+    /// comparisons under a `!`: leaving them out satisfies them).
+    together: Vec<Fact>,
+    /// Every literal the rule compares against, as a value: each one a request alone.
+    each: Vec<Fact>,
+}
+
 /// `users` synthetic users (`x-user-id: user-1` … and the same id in every other source a split
 /// or bucket hashes), then requests from the program's literals: one per rule with a value for
-/// each of its comparisons, and one per distinct value alone. With `keep`, one request per tag
-/// arriving with that color. Every request has an `x-request-id`, as Envoy gives it.
+/// each of its comparisons, and one per distinct literal alone. With `keep`, one request per
+/// tag arriving with that color. Every request has an `x-request-id`, as Envoy gives it.
 pub fn sample(config: &FilterConfig, users: u64) -> Vec<RequestLine> {
     let program = crate::lang::parse(&config.rules);
     let mut keys: Vec<&Value> = Vec::new();
-    let mut per_rule: Vec<Vec<Vec<Fact>>> = Vec::new();
+    let mut rules: Vec<RuleFacts> = Vec::new();
     for rule in &program.rules {
-        let mut facts = Vec::new();
+        let mut facts = RuleFacts::default();
         if let Some(cond) = &rule.condition {
-            walk(cond, &mut facts, &mut keys);
+            walk(cond, true, &mut facts, &mut keys);
         }
-        per_rule.push(facts);
+        rules.push(facts);
     }
     let mut out = Vec::new();
     for i in 1..=users {
@@ -102,31 +113,23 @@ pub fn sample(config: &FilterConfig, users: u64) -> Vec<RequestLine> {
             made.push(r);
         }
     };
-    for comparisons in &per_rule {
-        if comparisons.len() > 1 {
+    for rule in &rules {
+        if !rule.together.is_empty() {
             let mut r = RequestLine::default();
-            for fact in comparisons
-                .iter()
-                .filter_map(|alternatives| alternatives.first())
-            {
+            for fact in &rule.together {
                 fact.apply(&mut r);
             }
             add(r);
         }
     }
-    for fact in per_rule.iter().flatten().flatten() {
+    for fact in rules.iter().flat_map(|r| &r.each) {
         let mut r = RequestLine::default();
         fact.apply(&mut r);
         add(r);
     }
     if config.keep {
-        let tags = config
-            .program
-            .rules
-            .iter()
-            .map(|r| &r.tag)
-            .chain(&config.program.default);
-        for tag in tags {
+        let program = &config.program;
+        for tag in program.rules.iter().map(|r| &r.tag).chain(&program.default) {
             let mut r = RequestLine::default();
             r.headers
                 .push((config.header.as_str().to_string(), tag.as_str().to_string()));
@@ -134,42 +137,119 @@ pub fn sample(config: &FilterConfig, users: u64) -> Vec<RequestLine> {
         }
     }
     for (n, mut r) in (users + 1..).zip(made) {
-        r.headers
-            .push((crate::lang::REQUEST_ID.to_string(), request_id(n)));
+        if !r.headers.iter().any(|(k, _)| k == crate::lang::REQUEST_ID) {
+            r.headers
+                .push((crate::lang::REQUEST_ID.to_string(), request_id(n)));
+        }
         out.push(r);
     }
     out
 }
 
-/// Collects, for each comparison and `exists`, the facts that could satisfy it (one list per
-/// comparison, alternatives for a list literal), and the keys splits and buckets hash.
-fn walk<'a>(expr: &'a Expr, facts: &mut Vec<Vec<Fact>>, keys: &mut Vec<&'a Value>) {
+/// Collects a rule's facts (see [`RuleFacts`]) and the keys its splits and buckets hash;
+/// `positive` is false under an odd number of `!`.
+fn walk<'a>(expr: &'a Expr, positive: bool, facts: &mut RuleFacts, keys: &mut Vec<&'a Value>) {
     match expr {
         Expr::Or(terms) | Expr::And(terms) => {
             for t in terms {
-                walk(t, facts, keys);
+                walk(t, positive, facts, keys);
             }
         }
-        Expr::Not(inner) => walk(inner, facts, keys),
+        Expr::Not(inner) => walk(inner, !positive, facts, keys),
         Expr::Exists(value) => {
             collect_keys(value, keys);
             if let Some(f) = fact_for(value, Json::from("1")) {
-                facts.push(vec![f]);
+                if positive {
+                    facts.together.push(f.clone());
+                }
+                facts.each.push(f);
             }
         }
         Expr::Compare { value, op, literal } => {
             collect_keys(value, keys);
-            let alternatives: Vec<Fact> = literals(literal)
-                .into_iter()
-                .filter_map(|l| example(l, op.node))
-                .filter_map(|v| fact_for(value, v))
-                .collect();
-            if !alternatives.is_empty() {
-                facts.push(alternatives);
+            let op = op.node;
+            let items = literals(literal);
+            let negated = matches!(op, Op::Ne | Op::NotIn | Op::NotMatch);
+            // A negated test is false on an absent value, so it needs some other value; an
+            // ordering needs one on the right side of the bound.
+            let wanted = match items.first() {
+                Some(first) if positive && negated => other(first, op),
+                Some(first) if positive => satisfying(first, op),
+                _ => None,
+            };
+            if let Some(f) = wanted.and_then(|v| fact_for(value, v)) {
+                facts.together.push(f);
+            }
+            if positive
+                && let (Some(bound), Some(key)) = (number_of(literal), drawn_key(value, op))
+                && let Some(f) = key_within(&key, op, bound)
+            {
+                facts.together.push(f);
+            }
+            for l in items {
+                if let Some(f) = edge(l, op).and_then(|v| fact_for(value, v)) {
+                    facts.each.push(f);
+                }
             }
         }
         Expr::Bare(value) => collect_keys(value, keys),
         Expr::Invalid => {}
+    }
+}
+
+/// What a bucket or split hashes: the key's source (`None`: the request id) and the group.
+struct DrawnKey<'a> {
+    key: Option<&'a Value>,
+    group: String,
+    split: bool,
+}
+
+fn drawn_key(value: &Value, op: Op) -> Option<DrawnKey<'_>> {
+    if !matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq) {
+        return None;
+    }
+    match &value.node {
+        ValueKind::Bucket { key, group } => Some(DrawnKey {
+            key: Some(key),
+            group: group.as_ref()?.node.clone(),
+            split: false,
+        }),
+        ValueKind::Split { key, group } => Some(DrawnKey {
+            key: key.as_deref(),
+            group: group.as_ref()?.node.clone(),
+            split: true,
+        }),
+        _ => None,
+    }
+}
+
+fn number_of(literal: &Literal) -> Option<f64> {
+    match literal.node {
+        LiteralKind::Num(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// A user id that draws a bucket or split for which `op bound` holds (`user-N`, the first
+/// of a few thousand that does), as the fact that carries it.
+fn key_within(drawn: &DrawnKey<'_>, op: Op, bound: f64) -> Option<Fact> {
+    let holds = |x: f64| match op {
+        Op::Lt => x < bound,
+        Op::Le => x <= bound,
+        Op::Gt => x > bound,
+        Op::Ge => x >= bound,
+        _ => x == bound,
+    };
+    let id = (1..=4096).map(|n| format!("user-{n}")).find(|id| {
+        holds(if drawn.split {
+            crate::bucket::split(&drawn.group, id)
+        } else {
+            f64::from(crate::bucket::bucket(&drawn.group, id))
+        })
+    })?;
+    match drawn.key {
+        Some(key) => fact_for(key, Json::from(id)),
+        None => Some(Fact::Header(crate::lang::REQUEST_ID.to_string(), id)),
     }
 }
 
@@ -192,28 +272,74 @@ fn literals(literal: &Literal) -> Vec<&Literal> {
     }
 }
 
-/// A value that meets `op literal`, or at least sits on its edge: the literal itself, or for a
-/// regex, its text when it is a plain literal between optional anchors.
-fn example(literal: &Literal, op: Op) -> Option<Json> {
+/// The literal as a value: the edge of `op literal` (for a regex, a short string it matches).
+fn edge(literal: &Literal, op: Op) -> Option<Json> {
     Some(match &literal.node {
         LiteralKind::Str(s) if matches!(op, Op::Match | Op::NotMatch) => {
-            let s = s.strip_prefix('^').unwrap_or(s);
-            let s = s.strip_suffix('$').unwrap_or(s);
-            if s.chars().any(|c| "\\.+*?()|[]{}^$".contains(c)) {
-                return None;
-            }
-            Json::from(s)
+            Json::from(Pattern::new(s).ok()?.example()?)
         }
         LiteralKind::Str(s) => Json::from(s.as_str()),
-        // Whole numbers as integers, so a header reads `30`, not `30.0`.
-        LiteralKind::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => Json::from(*n as i64),
-        LiteralKind::Num(n) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
+        LiteralKind::Num(n) => number(*n),
         LiteralKind::Version(v) => Json::from(v.to_string()),
         LiteralKind::Bool(b) => Json::Bool(*b),
         LiteralKind::List(_) | LiteralKind::Invalid => return None,
     })
 }
 
+/// Whole numbers as integers, so a header reads `30`, not `30.0`.
+fn number(n: f64) -> Json {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        Json::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+    }
+}
+
+/// A value for which `op literal` holds.
+fn satisfying(literal: &Literal, op: Op) -> Option<Json> {
+    let step = match op {
+        Op::Gt => 1,
+        Op::Lt => -1,
+        _ => return edge(literal, op),
+    };
+    Some(match &literal.node {
+        LiteralKind::Num(n) => number(n + f64::from(step)),
+        LiteralKind::Version(v) if step > 0 => {
+            Json::from(semver::Version::new(v.major, v.minor, v.patch + 1).to_string())
+        }
+        LiteralKind::Version(v) => {
+            let (major, minor, patch) = match (v.major, v.minor, v.patch) {
+                (major, minor, patch) if patch > 0 => (major, minor, patch - 1),
+                (major, minor, _) if minor > 0 => (major, minor - 1, 0),
+                (major, _, _) => (major.checked_sub(1)?, 0, 0),
+            };
+            Json::from(semver::Version::new(major, minor, patch).to_string())
+        }
+        _ => return edge(literal, op),
+    })
+}
+
+/// A value for which the negated test `op literal` holds: present, and not the literal (nor,
+/// for `!~`, anything the regex matches).
+fn other(literal: &Literal, op: Op) -> Option<Json> {
+    let candidates = ["other", "x", "0", "~"];
+    match (&literal.node, op) {
+        (LiteralKind::Str(s), Op::NotMatch) => {
+            let p = Pattern::new(s).ok()?;
+            candidates
+                .iter()
+                .find(|c| !p.is_match(c))
+                .map(|c| Json::from(*c))
+        }
+        (LiteralKind::Str(s), _) => Json::from(format!("not-{s}")).into(),
+        (LiteralKind::Num(n), _) => Some(number(n + 1.0)),
+        (LiteralKind::Bool(b), _) => Some(Json::Bool(!b)),
+        (LiteralKind::Version(v), _) => Some(Json::from(
+            semver::Version::new(v.major, v.minor, v.patch + 1).to_string(),
+        )),
+        _ => None,
+    }
+}
 /// The fact that makes `value` read as `v` (claims keep its JSON type; text sources get its
 /// text).
 fn fact_for(value: &Value, v: Json) -> Option<Fact> {

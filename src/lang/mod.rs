@@ -5,6 +5,7 @@ mod compile;
 pub mod error;
 pub mod eval;
 pub mod explain;
+#[cfg(not(target_os = "wasi"))]
 pub mod knobs;
 mod lexer;
 pub mod limits;
@@ -21,6 +22,8 @@ pub use program::Program;
 
 /// The syntax tree of a program as far as it parses (rules that fail to parse are left out;
 /// [`compile`] reports why), for tools that look at what was written rather than run it.
+/// Not in the filter's build (see `inspect` in lib.rs).
+#[cfg(not(target_os = "wasi"))]
 pub fn parse(source: &str) -> ast::Program {
     let mut errors = Vec::new();
     let tokens = lexer::lex(source, &mut errors);

@@ -125,6 +125,45 @@ impl Pattern {
         }
     }
 
+    /// A short printable-ASCII string the regex matches, if one is found within a few thousand
+    /// automaton states: a breadth-first walk of the DFA, so the shortest such string, letters
+    /// and digits preferred. For tools that build example requests (the cockpit's samples).
+    #[cfg(not(target_os = "wasi"))]
+    pub fn example(&self) -> Option<String> {
+        use std::collections::VecDeque;
+        const MAX_STATES: usize = 4096;
+        let bytes: Vec<u8> = (b'a'..=b'z')
+            .chain(b'0'..=b'9')
+            .chain(b'A'..=b'Z')
+            .chain((b' '..=b'~').filter(|b| !b.is_ascii_alphanumeric()))
+            .collect();
+        let dfa = &*self.dfa;
+        let start = dfa.start_state_forward(&Input::new("")).ok()?;
+        let mut seen = vec![start];
+        let mut queue = VecDeque::from([(start, Vec::new())]);
+        while let Some((state, text)) = queue.pop_front() {
+            if dfa.is_match_state(dfa.next_eoi_state(state)) {
+                let text = String::from_utf8(text).ok()?;
+                // The walk mirrors the search; the search has the last word.
+                return self.is_match(&text).then_some(text);
+            }
+            for &b in &bytes {
+                let next = dfa.next_state(state, b);
+                if dfa.is_dead_state(next) || dfa.is_quit_state(next) || seen.contains(&next) {
+                    continue;
+                }
+                if seen.len() >= MAX_STATES {
+                    return None;
+                }
+                seen.push(next);
+                let mut longer = text.clone();
+                longer.push(b);
+                queue.push_back((next, longer));
+            }
+        }
+        None
+    }
+
     /// One forward pass, stopping at the first byte where a match is certain. The search can
     /// only fail on "quit" bytes, which this DFA has none of (no Unicode word boundary, no
     /// configured quit set): an error would be a bug here, and reads as "no match".
@@ -250,5 +289,27 @@ mod tests {
         for (source, want) in cases {
             assert_eq!(plan(source), want, "{source}");
         }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn examples_match_their_pattern() {
+        let cases = [
+            ("^v2\\..*", Some("v2.")),
+            (
+                "^/api/v2/orders/[0-9]+/items$",
+                Some("/api/v2/orders/0/items"),
+            ),
+            ("ShopApp/[0-9]+\\.[0-9]+ \\(iOS", Some("ShopApp/0.0 (iOS")),
+            ("^(beta|canary)$", Some("beta")),
+            ("(?i)^BETA", Some("beta")),
+            ("", Some("")),
+            ("^é", None),
+        ];
+        for (source, want) in cases {
+            let p = Pattern::new(source).unwrap_or_else(|e| panic!("{source}: {e:?}"));
+            assert_eq!(p.example().as_deref(), want, "{source}");
+        }
+        let long = Pattern::new("^a{1000}$").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(long.example(), Some("a".repeat(1000)));
     }
 }
