@@ -291,3 +291,35 @@ fn explain_agrees_with_the_routing_table() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `simulate --requests` lines take `query`, `cookies` and `at` as the cockpit's requests do.
+#[test]
+fn simulate_reads_query_cookies_and_clock() {
+    let dir = std::env::temp_dir().join(format!("tc-cli-lines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines = dir.join("requests.jsonl");
+    std::fs::write(
+        &lines,
+        concat!(
+            "{\"cookies\": [[\"canary\", \"never\"]]}\n",
+            "{\"headers\": [[\"x-env\", \"prod\"]], \"query\": [[\"version\", \"v2.0\"]], \"claims\": {\"sub\": \"user-b\"}, \"at\": \"2026-11-26T12:00:00Z\"}\n",
+        ),
+    )
+    .unwrap();
+    let path = lines.to_str().unwrap();
+    let args = ["simulate", "-c", "tests/fixtures/cli/rules.tc", "--json"];
+    let (code, out) = run(&[&args[..], &["--requests", path]].concat());
+    assert_eq!(code, 0, "{out}");
+    let tally: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        tally["rules"],
+        serde_json::json!({"rule 2": 1, "rule 3": 1})
+    );
+    assert_eq!(tally["colors"], serde_json::json!({"blue": 1, "stable": 1}));
+
+    std::fs::write(&lines, "{}\n{\"at\": \"soon\"}\n").unwrap();
+    let (code, out) = run(&[&args[..], &["--requests", path]].concat());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("line 2: at `soon`"), "{out}");
+    std::fs::remove_dir_all(&dir).ok();
+}

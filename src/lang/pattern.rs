@@ -130,7 +130,7 @@ impl Pattern {
     /// and digits preferred. For tools that build example requests (the cockpit's samples).
     #[cfg(not(target_os = "wasi"))]
     pub fn example(&self) -> Option<String> {
-        use std::collections::VecDeque;
+        use std::collections::{HashSet, VecDeque};
         const MAX_STATES: usize = 4096;
         let bytes: Vec<u8> = (b'a'..=b'z')
             .chain(b'0'..=b'9')
@@ -139,7 +139,7 @@ impl Pattern {
             .collect();
         let dfa = &*self.dfa;
         let start = dfa.start_state_forward(&Input::new("")).ok()?;
-        let mut seen = vec![start];
+        let mut seen = HashSet::from([start]);
         let mut queue = VecDeque::from([(start, Vec::new())]);
         while let Some((state, text)) = queue.pop_front() {
             if dfa.is_match_state(dfa.next_eoi_state(state)) {
@@ -155,7 +155,7 @@ impl Pattern {
                 if seen.len() >= MAX_STATES {
                     return None;
                 }
-                seen.push(next);
+                seen.insert(next);
                 let mut longer = text.clone();
                 longer.push(b);
                 queue.push_back((next, longer));

@@ -67,6 +67,7 @@ traffic_color_config_info{hash} when it runs that config (for a rules program: t
     /// Run a config over many requests and print the share of each color and rule
     #[command(after_help = "Requests file: one JSON object per line, e.g.
   {\"method\": \"GET\", \"path\": \"/x?y=1\", \"headers\": [[\"x-user-id\", \"42\"]], \"claims\": {\"sub\": \"a\"}, \"source_ip\": \"10.0.0.1\"}
+Also \"query\" and \"cookies\" (pairs like \"headers\") and \"at\" (RFC 3339, the proxy's clock); every field is optional.
 Synthetic users: --users N gives user ids user-1 … user-N in --user-header (or as the --user-claim claim).")]
     Simulate {
         #[arg(long, short, value_name = "FILE")]
