@@ -42,10 +42,10 @@ pub fn sample(config: &str, n: f64) -> String {
     api::sample(config, n)
 }
 
-/// Which of `requests` (a JSON array) change color from `old` to `new`.
+/// Which of `requests` (a JSON array) change color from the old config to the new.
 #[wasm_bindgen]
-pub fn changes(old: &str, new: &str, requests: &str) -> String {
-    api::changes(old, new, requests, now())
+pub fn changes(old_config: &str, new_config: &str, requests: &str) -> String {
+    api::changes(old_config, new_config, requests, now())
 }
 
 /// Every split or bucket compared with a number, with the share it selects.

@@ -91,6 +91,82 @@ proptest! {
     }
 }
 
+/// Pieces of programs, valid and not, for the robustness property.
+const PIECES: &[&str] = &[
+    "match",
+    "default",
+    "{",
+    "}",
+    "->",
+    "\"canary\"",
+    "\"stable\"",
+    "split(\"g\")",
+    "bucket(header[\"u\"], \"g\")",
+    "split(cookie[\"c\"], \"h\")",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "==",
+    "5",
+    "-0.5",
+    "100",
+    "1.2.3",
+    "&&",
+    "||",
+    "!",
+    "(",
+    ")",
+    "header[\"x\"]",
+    "token[\"a\"][\"b\"]",
+    "=~",
+    "\"^a.*b$\"",
+    "in",
+    "[\"a\", \"b\"]",
+    "\n",
+    "#",
+    "\"",
+    "é",
+    "path",
+    "source.ip",
+    "\"10.0.0.0/8\"",
+    "exists(query[\"q\"])",
+    "visitor",
+];
+
+proptest! {
+    #![proptest_config(Config { cases: 256, ..Config::default() })]
+
+    /// Whatever the text and numbers, every call of the page's API answers JSON.
+    #[test]
+    fn the_api_answers_json_for_any_input(
+        picks in proptest::collection::vec(0..PIECES.len(), 0..40),
+        index in -2.0..6.0f64,
+        share in -10.0..110.0f64,
+        n in -5.0..50.0f64,
+    ) {
+        use traffic_color::inspect::api;
+        let rules: Vec<&str> = picks.iter().map(|&i| PIECES[i]).collect();
+        let rules = rules.join(" ");
+        let config = serde_json::json!({ "rules": rules }).to_string();
+        let json = |s: String| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| format!("{e}: {s}"));
+        prop_assert!(json(api::check(&config)).is_ok());
+        prop_assert!(json(api::check(&rules)).is_ok());
+        prop_assert!(json(api::knobs(&config)).is_ok());
+        prop_assert!(json(api::set_knob(&rules, index.round(), share)).is_ok());
+        prop_assert!(json(api::set_knob(&rules, index, share)).is_ok());
+        let sample = api::sample(&config, n.round());
+        prop_assert!(json(sample.clone()).is_ok());
+        let requests = if sample.starts_with('[') { sample } else { "[{}]".to_string() };
+        let other = serde_json::json!({ "rules": "default -> \"x\"" }).to_string();
+        let changes = json(api::changes(&config, &other, &requests, None));
+        prop_assert!(changes.is_ok());
+        let request = serde_json::json!({ "headers": [["x", "1"]] }).to_string();
+        let explained = json(api::explain(&config, &request, None));
+        prop_assert!(explained.is_ok());
+    }
+}
+
 #[test]
 fn knobs_of_a_program_that_does_not_compile_still_number_rules_by_keyword() {
     let rules = "match { header[\"a\"] == } -> \"x\"\nmatch { split(\"g\") < 10 } -> \"y\"\n";

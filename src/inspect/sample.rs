@@ -52,19 +52,22 @@ impl Fact {
     }
 }
 
+/// Sets `claims[path[0]][path[1]]... = value`, making objects on the way.
 fn set_claim(claims: &mut Json, path: &[String], value: Json) {
-    let Some((first, rest)) = path.split_first() else {
-        *claims = value;
-        return;
-    };
-    if !claims.is_object() {
-        *claims = Json::Object(Default::default());
+    let mut at = claims;
+    for key in path {
+        if !at.is_object() {
+            *at = Json::Object(Default::default());
+        }
+        let Json::Object(map) = at else { return };
+        at = map.entry(key.clone()).or_insert(Json::Null);
     }
-    if let Json::Object(map) = claims {
-        let slot = map.entry(first.clone()).or_insert(Json::Null);
-        set_claim(slot, rest, value);
-    }
+    *at = value;
 }
+
+/// Deeper claim paths are left out of samples: JSON that deep is refused by parsers (and
+/// serde_json's own recursion limit is 128).
+const MAX_CLAIM_DEPTH: usize = 64;
 
 /// What a rule's comparisons need from a request.
 #[derive(Default)]
@@ -136,7 +139,7 @@ pub fn sample(config: &FilterConfig, users: u64) -> Vec<RequestLine> {
             add(r);
         }
     }
-    for (n, mut r) in (users + 1..).zip(made) {
+    for (n, mut r) in (users.saturating_add(1)..).zip(made) {
         if !r.headers.iter().any(|(k, _)| k == crate::lang::REQUEST_ID) {
             r.headers
                 .push((crate::lang::REQUEST_ID.to_string(), request_id(n)));
@@ -304,9 +307,9 @@ fn satisfying(literal: &Literal, op: Op) -> Option<Json> {
     };
     Some(match &literal.node {
         LiteralKind::Num(n) => number(n + f64::from(step)),
-        LiteralKind::Version(v) if step > 0 => {
-            Json::from(semver::Version::new(v.major, v.minor, v.patch + 1).to_string())
-        }
+        LiteralKind::Version(v) if step > 0 => Json::from(
+            semver::Version::new(v.major, v.minor, v.patch.saturating_add(1)).to_string(),
+        ),
         LiteralKind::Version(v) => {
             let (major, minor, patch) = match (v.major, v.minor, v.patch) {
                 (major, minor, patch) if patch > 0 => (major, minor, patch - 1),
@@ -335,7 +338,7 @@ fn other(literal: &Literal, op: Op) -> Option<Json> {
         (LiteralKind::Num(n), _) => Some(number(n + 1.0)),
         (LiteralKind::Bool(b), _) => Some(Json::Bool(!b)),
         (LiteralKind::Version(v), _) => Some(Json::from(
-            semver::Version::new(v.major, v.minor, v.patch + 1).to_string(),
+            semver::Version::new(v.major, v.minor, v.patch.saturating_add(1)).to_string(),
         )),
         _ => None,
     }
@@ -352,6 +355,7 @@ fn fact_for(value: &Value, v: Json) -> Option<Fact> {
         ValueKind::Header(name) => Fact::Header(name.clone(), text),
         ValueKind::Query(name) => Fact::Query(name.clone(), text),
         ValueKind::Cookie(name) => Fact::Cookie(name.clone(), text),
+        ValueKind::Token(path) if path.len() > MAX_CLAIM_DEPTH => return None,
         ValueKind::Token(path) => Fact::Claim(path.clone(), v),
         ValueKind::Path if text.starts_with('/') => Fact::Path(text),
         ValueKind::Path => Fact::Path(format!("/{text}")),
