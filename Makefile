@@ -115,9 +115,10 @@ wasm: toolchain wasm-opt ## build the filter: cargo (release, wasm32-wasip1), th
 # (wasm-bindgen exports; never in the filter), bound for `import` by the page (--target web),
 # then shrunk by the pinned wasm-opt. Not stripped by cargo: wasm-bindgen reads the module's
 # target_features section (it then binds with externref); wasm-opt strips it after. -Oz, measured:
-# 546 KB (230 KB gzipped) against 550 KB for -O3, with check() of 20 rules at the same ~1.8 ms
-# in Node; building the crate itself at opt-level z would save 95 KB more but make explain() and
-# changes() 2-3 times slower.
+# 558 KB (235 KB gzipped) against 563 KB for -O3, check() of 20 rules about 1.7-2.2 ms in Node
+# with either (tests/cockpit_smoke.mjs prints it). Building the crate itself at opt-level z
+# saved about 95 KB more on a first version of the bundle, but made explain() and changes() 2-3
+# times slower.
 COCKPIT_WEB      := target/cockpit-web
 COCKPIT_CARGO    := target/wasm32-unknown-unknown/release/traffic_color.wasm
 COCKPIT_OPT_ARGS := -Oz --strip-debug --strip-producers --strip-target-features $(WASM_FEATURES) --enable-reference-types --enable-multivalue
