@@ -32,6 +32,13 @@ help: ## list the targets
 demo: wasm venv ## build, start Envoy + two upstreams on loopback, show requests being colored (DEMO_EXIT=1 exits after the tour)
 	$(PY) -m traffic_color_harness.demo --wasm $(WASM)
 
+# The cockpit (issue 15): the native binary with the page (cockpit/web/) and the browser bundle
+# (target/cockpit-web/, `make cockpit-web`) built in by build.rs.
+.PHONY: cockpit
+cockpit: cockpit-web ## the release traffic-color binary with the cockpit page built in (target/release/traffic-color)
+	cargo build --release --bin traffic-color
+	@echo "built target/release/traffic-color; run: target/release/traffic-color cockpit --help"
+
 test: lint unit wasm-test config-check e2e e2e-older ## everything CI runs: lint, native tests, core tests in Wasm under Node, offline config checks, end-to-end through Envoy (1.40, plus the routing table on older Envoys)
 
 unit: ## native unit and golden tests

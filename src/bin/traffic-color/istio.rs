@@ -156,9 +156,125 @@ pub fn wasmplugin(args: &WasmPluginArgs) -> Result<ExitCode, String> {
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         println!("{text}");
     } else {
-        print!("{}", yaml(args, &doc));
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        let command =
+            shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
+        print!("{}", yaml(args, &doc, &format!("traffic-color {command}")));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one WasmPlugin in a manifest (for the cockpit's mesh mode).
+fn manifest_plugin(text: &str) -> Result<crate::yaml_read::Node, String> {
+    use crate::yaml_read::{Node, documents};
+    let docs = documents(text)
+        .map_err(|e| format!("{}:{}: not YAML: {}", e.pos.line, e.pos.col, e.message))?;
+    let mut plugins: Vec<Node> = docs
+        .into_iter()
+        .filter(|d| d.get("kind").and_then(Node::str) == Some("WasmPlugin"))
+        .collect();
+    match plugins.len() {
+        1 => Ok(plugins.remove(0)),
+        n => Err(format!("expected one WasmPlugin, found {n}")),
+    }
+}
+
+/// The pluginConfig of the one WasmPlugin in a manifest, as the JSON Istio hands the filter.
+pub fn manifest_plugin_config(text: &str) -> Result<Value, String> {
+    let plugin = manifest_plugin(text)?;
+    let config = plugin
+        .path(&["spec", "pluginConfig"])
+        .ok_or("the WasmPlugin has no spec.pluginConfig")?;
+    Ok(crate::routes::to_json(config))
+}
+
+/// The manifest `traffic-color wasmplugin` renders for the same WasmPlugin with another
+/// pluginConfig: the cockpit's mesh mode, which hands it to the user's GitOps flow. The options
+/// are read back from the manifest; pluginConfig must already be compiled by the caller.
+pub fn rerender_manifest(
+    text: &str,
+    plugin_config: Value,
+    generated_by: &str,
+) -> Result<String, String> {
+    use crate::yaml_read::Node;
+    let plugin = manifest_plugin(text)?;
+    let s = |keys: &[&str]| plugin.path(keys).and_then(Node::str).map(str::to_string);
+    let parse = |keys: &[&str], what: &str| -> Result<Option<String>, String> {
+        Ok(s(keys)).and_then(|v| match v {
+            Some(v) if v.is_empty() => Err(format!("{what}: empty")),
+            v => Ok(v),
+        })
+    };
+    fn enum_of<T: ValueEnum>(v: Option<String>, what: &str, default: T) -> Result<T, String> {
+        match v {
+            None => Ok(default),
+            Some(v) => T::from_str(&v, false).map_err(|_| format!("{what}: unknown value `{v}`")),
+        }
+    }
+    let selector = plugin
+        .path(&["spec", "selector", "matchLabels"])
+        .map(|m| {
+            m.entries()
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.str().unwrap_or(""), v.str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let target_ref = plugin
+        .path(&["spec", "targetRefs"])
+        .map(|refs| {
+            refs.seq()
+                .iter()
+                .map(|r| {
+                    let f = |k| r.get(k).and_then(Node::str).unwrap_or("");
+                    format!("{}/{}", f("kind"), f("name"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mode = match plugin
+        .path(&["spec", "match"])
+        .and_then(|m| m.seq().first())
+        .and_then(|m| m.get("mode"))
+        .and_then(Node::str)
+    {
+        Some(m) => Some(
+            Mode::from_str(m, false)
+                .map_err(|_| format!("spec.match.mode: unknown value `{m}`"))?,
+        ),
+        None => None,
+    };
+    let args = WasmPluginArgs {
+        rules: PathBuf::from("-"),
+        name: parse(&["metadata", "name"], "metadata.name")?.ok_or("no metadata.name")?,
+        namespace: s(&["metadata", "namespace"]).unwrap_or_else(|| "istio-system".into()),
+        url: parse(&["spec", "url"], "spec.url")?.ok_or("no spec.url")?,
+        sha256: s(&["spec", "sha256"]),
+        selector,
+        target_ref,
+        mode,
+        phase: enum_of(s(&["spec", "phase"]), "spec.phase", Phase::Authz)?,
+        priority: match s(&["spec", "priority"]) {
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("spec.priority: not an integer: `{p}`"))?,
+            None => 1000,
+        },
+        fail_strategy: enum_of(
+            s(&["spec", "failStrategy"]),
+            "spec.failStrategy",
+            FailStrategy::Open,
+        )?,
+        plugin_name: s(&["spec", "pluginName"]),
+        header: DEFAULT_HEADER.into(),
+        keep: false,
+        baggage: None,
+        jwt_trust: None,
+        debug_header: None,
+        json: false,
+    };
+    let doc = document(&args, plugin_config)?;
+    Ok(yaml(&args, &doc, generated_by))
 }
 
 fn plugin_config(args: &WasmPluginArgs, rules: &str) -> Value {
@@ -356,12 +472,9 @@ fn fail_comment(f: FailStrategy) -> &'static str {
     }
 }
 
-fn yaml(args: &WasmPluginArgs, doc: &Value) -> String {
+fn yaml(args: &WasmPluginArgs, doc: &Value, generated_by: &str) -> String {
     let mut out = String::new();
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let command =
-        shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
-    let _ = writeln!(out, "# Generated by: traffic-color {command}");
+    let _ = writeln!(out, "# Generated by: {generated_by}");
     out.push_str(
         "# Edit the rules file (or the options) and run the command again; do not edit by hand.\n",
     );

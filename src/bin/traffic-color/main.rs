@@ -2,6 +2,8 @@
 //! filter runs, so the tool cannot disagree with the proxy.
 
 #[cfg(not(target_arch = "wasm32"))]
+mod cockpit;
+#[cfg(not(target_arch = "wasm32"))]
 mod input;
 #[cfg(not(target_arch = "wasm32"))]
 mod istio;

@@ -516,7 +516,7 @@ fn placer(file: &str, text: &str, node: &Node) -> Box<dyn Fn(usize, usize) -> Lo
 }
 
 /// pluginConfig as the JSON Istio hands the filter: plain scalars typed as YAML reads them.
-fn to_json(node: &Node) -> serde_json::Value {
+pub(crate) fn to_json(node: &Node) -> serde_json::Value {
     use yaml_read::Value;
     match &node.value {
         Value::Map(entries) => serde_json::Value::Object(

@@ -105,6 +105,8 @@ Examples:
   kubectl kustomize istio/ | traffic-color routes istio/rules.tc -"
     )]
     Routes(crate::routes::RoutesArgs),
+    /// Serve the release cockpit: live numbers per color, edit, push, roll back (a web page)
+    Cockpit(crate::cockpit::CockpitArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -130,6 +132,7 @@ pub fn main() -> ExitCode {
         }
         Command::Wasmplugin(args) => crate::istio::wasmplugin(&args),
         Command::Routes(args) => crate::routes::routes(&args),
+        Command::Cockpit(args) => crate::cockpit::cockpit(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("traffic-color: {e}");
