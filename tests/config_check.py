@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from traffic_color_harness import envoy_config
+from traffic_color_harness import cockpit, envoy_config
 from traffic_color_harness.envoy import find_envoy, run_to_exit
 from traffic_color_harness.repo import ENVOY_DIR, ENVOY_YAML, REPO
 
@@ -76,6 +76,9 @@ def check_envoy(c: Checks, wasm: Path, tmp: Path) -> None:
     c.check(bool(files), "found Envoy configs in envoy/", "none found")
     for path in files:
         rel = path.relative_to(REPO)
+        if path == cockpit.COCKPIT_YAML:
+            check_cockpit(c, wasm, tmp)
+            continue
         text = path.read_text(encoding="utf-8")
         n = text.count(envoy_config.CONTAINER_WASM)
         if n != 1:
@@ -107,6 +110,41 @@ def check_envoy(c: Checks, wasm: Path, tmp: Path) -> None:
             doc = envoy_config.documented_rules(path)
             c.check(doc == fcfg.get("rules"), f"{rel}: the readable rules in the comments match the real rules",
                     "comment copy:\n" + doc + "\nreal:\n" + str(fcfg.get("rules")))
+
+
+def check_cockpit(c: Checks, wasm: Path, tmp: Path) -> None:
+    """envoy-cockpit.yaml: envoy.yaml with the filter's config delivered by ECDS from
+    envoy/ecds/traffic-color.json. Validated as committed (the ECDS paths pointed at a copy of
+    the resource with the local .wasm) and as the harness renders it; everything but the http
+    filter must equal envoy.yaml, and the resource must carry envoy.yaml's filter config."""
+    rel = cockpit.COCKPIT_YAML.relative_to(REPO)
+    base, cfg = envoy_config.load(), envoy_config.load(cockpit.COCKPIT_YAML)
+    resource = json.loads(cockpit.ECDS_RESOURCE.read_text(encoding="utf-8"))
+    c.check(resource["resources"][0]["typed_config"] == envoy_config.wasm_filter(base)["typed_config"],
+            f"{cockpit.ECDS_RESOURCE.relative_to(REPO)}: the Wasm filter of envoy.yaml (module, VM, config)")
+    a, b = json.loads(json.dumps(base)), json.loads(json.dumps(cfg))
+    envoy_config.hcm(a)["http_filters"] = [f for f in envoy_config.http_filters(a)
+                                           if f["name"] != envoy_config.WASM_FILTER]
+    envoy_config.hcm(b)["http_filters"] = [f for f in envoy_config.http_filters(b)
+                                           if f["name"] != cockpit.FILTER_NAME]
+    b.pop("node", None)
+    c.check(a == b, f"{rel}: equals envoy.yaml except the traffic-color filter")
+    c.check([f["name"] for f in envoy_config.http_filters(cfg)]
+            == [cockpit.FILTER_NAME if f["name"] == envoy_config.WASM_FILTER else f["name"]
+                for f in envoy_config.http_filters(base)],
+            f"{rel}: the ECDS filter sits where envoy.yaml has the Wasm filter")
+    ecds = tmp / "ecds" / "traffic-color.json"
+    ecds.parent.mkdir(exist_ok=True)
+    cockpit.write_resource(ecds, cockpit.resource(wasm))
+    text = cockpit.COCKPIT_YAML.read_text(encoding="utf-8")
+    committed = tmp / "committed-envoy-cockpit.yaml"
+    committed.write_text(text.replace("/etc/envoy/ecds/traffic-color.json", str(ecds))
+                         .replace("/etc/envoy/ecds", str(ecds.parent)), encoding="utf-8")
+    validate(c, f"{rel} (as committed, ECDS file -> a local copy)", committed, tmp)
+    fake_ports = {name: 8080 + i for i, name in enumerate(sorted(envoy_config.clusters(cfg)))}
+    out = envoy_config.write(cockpit.render(upstream_ports=fake_ports, ecds_path=ecds),
+                             tmp / "envoy-cockpit-local.json")
+    validate(c, f"{rel}: local rendering (harness cockpit.py)", out, tmp)
 
 
 def compose_binary() -> str:

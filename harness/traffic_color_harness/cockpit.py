@@ -12,7 +12,7 @@ Envoy's docs say: a new file in the same directory, renamed over the watched pat
 from __future__ import annotations
 
 import argparse
-import copy
+import http.client
 import json
 import os
 import signal
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from . import envoy_config
+from .lds import free_port
+from .process import Process, poll
 from .envoy import Envoy, start_envoy
 from .repo import ENVOY_DIR
 from .upstream import Upstreams, start_upstreams
@@ -94,8 +96,17 @@ class CockpitEnvoy:
         self.ecds_path = self.ecds_dir / "traffic-color.json"
         self.wasm = Path(wasm)
         write_resource(self.ecds_path, resource(wasm, config))
-        cfg = render(upstream_ports=upstream_ports, ecds_path=self.ecds_path)
-        self.envoy: Envoy = start_envoy(cfg, self.run_dir, name, concurrency=concurrency)
+        # A fixed admin port, so a restarted Envoy is found where the cockpit looks.
+        self.cfg = render(upstream_ports=upstream_ports, ecds_path=self.ecds_path,
+                          admin_port=free_port())
+        self.name, self.concurrency = name, concurrency
+        self.envoy: Envoy = start_envoy(self.cfg, self.run_dir, name, concurrency=concurrency)
+
+    def restart(self) -> None:
+        """Start Envoy again (after stop()) on the same config, admin port and ECDS file."""
+        self.envoy.stop()
+        self.cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = self.port
+        self.envoy = start_envoy(self.cfg, self.run_dir, self.name, concurrency=self.concurrency)
 
     @property
     def port(self) -> int:
@@ -125,6 +136,95 @@ class CockpitEnvoy:
 
     def stop(self) -> None:
         self.envoy.stop()
+
+
+class CockpitServer:
+    """`traffic-color cockpit` as a child process on a free loopback port, and its API."""
+
+    def __init__(self, cli: Path | str, run_dir: Path, args: list[str], *, name: str = "cockpit",
+                 env: dict[str, str] | None = None, timeout: float = 15.0):
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        argv = [cli, "cockpit", "--listen", self.host, *args]
+        self.proc = Process(name, argv, Path(run_dir) / f"{name}-{self.port}.log",
+                            env={**os.environ, **(env or {})})
+        for _ in poll(timeout, f"starting {name}", self.proc, step=0.1):
+            try:
+                if self.request("GET", "/api/state")[0] == 200:
+                    break
+            except OSError:
+                pass
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}"
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, Any]:
+        """(status, parsed JSON or raw bytes). A body is sent as JSON with its content type
+        unless `headers` says otherwise."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            hdrs = {} if body is None else {"Content-Type": "application/json"}
+            hdrs.update(headers or {})
+            data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+            conn.request(method, path, body=data, headers=hdrs)
+            r = conn.getresponse()
+            raw = r.read()
+            try:
+                return r.status, json.loads(raw)
+            except ValueError:
+                return r.status, raw
+        finally:
+            conn.close()
+
+    def post(self, path: str, body: Any = None, **kw) -> tuple[int, Any]:
+        return self.request("POST", path, {} if body is None else body, **kw)
+
+    def state(self) -> dict[str, Any]:
+        status, body = self.request("GET", "/api/state")
+        assert status == 200, body
+        return body
+
+    def events(self, timeout: float = 30.0):
+        """Yields (event, data) from /api/events until `timeout` seconds have passed."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", "/api/events")
+            r = conn.getresponse()
+            assert r.status == 200 and r.getheader("content-type") == "text/event-stream"
+            deadline = time.monotonic() + timeout
+            event, data = None, []
+            while time.monotonic() < deadline:
+                line = r.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif line == "" and event is not None:
+                    yield event, json.loads("\n".join(data))
+                    event, data = None, []
+        finally:
+            conn.close()
+
+    def wait_stats(self, ready, timeout: float = 20.0) -> dict[str, Any]:
+        """The first `stats` event for which `ready(stats)` holds; fails after `timeout`."""
+        last = None
+        for event, data in self.events(timeout):
+            if event == "stats":
+                last = data
+                if ready(data):
+                    return data
+        raise AssertionError(f"no matching stats event within {timeout}s; last: {last}\n{self.log(3000)}")
+
+    def log(self, tail_bytes: int | None = None) -> str:
+        return self.proc.log(tail_bytes)
+
+    def stop(self) -> None:
+        self.proc.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
