@@ -54,6 +54,8 @@ fn main() {
     // (it is build output) so that it can be watched.
     let _ = std::fs::create_dir_all(&bundle_dir);
     watch(&bundle_dir);
+    // cockpit/web/ is in the repository (a .gitkeep keeps it before the page lands), so a
+    // page file that appears later is noticed.
     let web = manifest.join("cockpit").join("web");
     if web.is_dir() {
         watch(&web);

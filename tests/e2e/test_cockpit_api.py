@@ -424,3 +424,36 @@ def test_ecds_envoy_config_is_the_documented_one():
     from traffic_color_harness import cockpit as ck
     doc = json.loads(ck.ECDS_RESOURCE.read_text())
     assert ck.filter_config(doc) == envoy_config.filter_config(cfg)
+
+
+def test_the_page_is_served_or_the_binary_says_how_to_build_it(cli, run_dir, cockpit_envoy):
+    """Without `--no-page` the binary serves the page and the bundle it was built with; one
+    built without the bundle refuses to start and says how to build it."""
+    import subprocess
+    argv = [cli, "cockpit", "--listen", "127.0.0.1:0", "--envoy-admin", cockpit_envoy.admin_url,
+            "--ecds", str(cockpit_envoy.ecds_path)]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=3)
+    except subprocess.TimeoutExpired:
+        r = None  # still running: it serves the page
+    if r is not None:
+        assert r.returncode == 2, r.stderr
+        assert "built without the browser bundle: run `make cockpit-web` then rebuild" in r.stderr
+        return
+    c = CockpitServer(cli, run_dir, ["--envoy-admin", cockpit_envoy.admin_url,
+                                     "--ecds", str(cockpit_envoy.ecds_path)], name="cockpit-page")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
+        for path, ctype in (("/", "text/html"), ("/app.js", "text/javascript"), ("/style.css", "text/css"),
+                            ("/pkg/traffic_color.js", "text/javascript"),
+                            ("/pkg/traffic_color_bg.wasm", "application/wasm")):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200 and resp.getheader("content-type").startswith(ctype), path
+            assert "frame-ancestors 'none'" in resp.getheader("content-security-policy")
+            if path.endswith(".wasm"):
+                assert body.startswith(b"\0asm")
+        conn.close()
+    finally:
+        c.stop()
