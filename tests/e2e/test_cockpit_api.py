@@ -457,3 +457,23 @@ def test_the_page_is_served_or_the_binary_says_how_to_build_it(cli, run_dir, coc
         conn.close()
     finally:
         c.stop()
+
+
+def test_a_push_envoy_rejects_is_reported_and_the_file_put_back(cockpit, cockpit_envoy):
+    """Rules the compiler accepts can still fail in Envoy when the resource file around them is
+    broken (here: a hand edit pointing the VM at a module that does not exist). The push says
+    Envoy refused it, the file goes back, and the proxy keeps serving the old config."""
+    e = cockpit_envoy
+    doc = json.loads(e.ecds_path.read_text())
+    doc["resources"][0]["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = "/nonexistent.wasm"
+    e.ecds_path.write_text(json.dumps(doc))  # in place: no move, so Envoy does not reload it
+    broken = e.ecds_path.read_text()
+    hash_before = cockpit.state()["config"]["hash"]
+    status, body = cockpit.post("/api/push", {"rules": HEADER_RULE.format(color="canary")})
+    assert status == 502, body
+    assert body["entry"]["outcome"] == "rejected"
+    assert "Envoy rejected the update" in body["entry"]["reason"] and "put back" in body["entry"]["reason"]
+    assert e.ecds_path.read_text() == broken
+    assert e.ecds_stats().get("update_rejected", 0) >= 1
+    assert cockpit.state()["config"]["hash"] == hash_before
+    assert send(e.port, 5, PROBE) == ["stable"] * 5
