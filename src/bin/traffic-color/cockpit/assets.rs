@@ -1,7 +1,7 @@
-//! The page and the browser bundle, embedded at build time by build.rs (nothing is fetched
-//! from anywhere at run time: the page works air-gapped).
+//! The page and the browser bundle, embedded at build time (cockpit/assets/build.rs): nothing
+//! is fetched from anywhere at run time, so the page works air-gapped.
 
-include!(concat!(env!("OUT_DIR"), "/cockpit_assets.rs"));
+pub use traffic_color_cockpit_assets::{ASSETS, HAS_PAGE, MISSING};
 
 /// The content type and bytes served at `path`.
 pub fn find(path: &str) -> Option<(&'static str, &'static [u8])> {

@@ -1,12 +1,12 @@
 //! Embeds the cockpit's page (cockpit/web/) and the browser bundle (`make cockpit-web` builds
-//! target/cockpit-web/) into the native `traffic-color` binary. Without the bundle or the page
+//! target/cockpit-web/) for the native `traffic-color` binary. Without the bundle or the page
 //! the build still succeeds and embeds nothing: `traffic-color cockpit` then says what to run
-//! (so `cargo test` never needs the bundle). Nothing happens for wasm32 targets (the filter).
+//! (so `cargo test` never needs the bundle).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// (URL path, source relative to the package, content type)
+/// (URL path, source relative to the repository, content type)
 const PAGE: &[(&str, &str, &str)] = &[
     ("/", "cockpit/web/index.html", "text/html; charset=utf-8"),
     (
@@ -36,13 +36,18 @@ const BUNDLE: &[(&str, &str, &str)] = &[
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=TRAFFIC_COLOR_COCKPIT_WEB");
-    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
-        return;
-    }
-    let (Some(manifest), Some(out)) = (
+    let (Some(crate_dir), Some(out)) = (
         std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
         std::env::var_os("OUT_DIR").map(PathBuf::from),
     ) else {
+        return;
+    };
+    // This crate is cockpit/assets/ in the repository.
+    let Some(manifest) = crate_dir
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+    else {
         return;
     };
     // Where `make cockpit-web` puts the bundle (overridable for other target dirs).
