@@ -466,8 +466,11 @@ def test_a_push_envoy_rejects_is_reported_and_the_file_put_back(cockpit, cockpit
     e = cockpit_envoy
     doc = json.loads(e.ecds_path.read_text())
     doc["resources"][0]["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = "/nonexistent.wasm"
+    attempts = e.ecds_stats().get("update_attempt", 0)
     e.ecds_path.write_text(json.dumps(doc))  # in place: no move, so Envoy does not reload it
     broken = e.ecds_path.read_text()
+    time.sleep(1.0)
+    assert e.ecds_stats().get("update_attempt", 0) == attempts
     hash_before = cockpit.state()["config"]["hash"]
     status, body = cockpit.post("/api/push", {"rules": HEADER_RULE.format(color="canary")})
     assert status == 502, body
