@@ -176,39 +176,12 @@ fn rules_of(config: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The compiler's diagnostics as the browser bundle's `check` reports them.
+/// The compiler's diagnostics exactly as the browser bundle's `check` reports them.
 pub fn diagnostics(e: &ConfigError) -> Vec<Value> {
-    match e {
-        ConfigError::Rules {
-            source,
-            diagnostics,
-        } => diagnostics
-            .iter()
-            .map(|d| {
-                let (line, column) = d.position(source);
-                let (end_line, end_column, _) =
-                    traffic_color::lang::span::line_col(source, d.span.end);
-                json!({"where": "rules", "line": line, "column": column, "end_line": end_line,
-                       "end_column": end_column, "message": d.kind.to_string(),
-                       "text": d.render(source)})
-            })
-            .collect(),
-        other => {
-            let (line, column) = match other {
-                ConfigError::Json { line, column, .. } => (*line, *column),
-                ConfigError::HeaderName { at, .. }
-                | ConfigError::ReservedHeader { at, .. }
-                | ConfigError::Visitor { at, .. }
-                | ConfigError::JwtKey { at, .. } => (at.line, at.column),
-                _ => (1, 1),
-            };
-            vec![
-                json!({"where": "config", "line": line, "column": column, "end_line": line,
-                        "end_column": column, "message": other.to_string(),
-                        "text": other.to_string()}),
-            ]
-        }
-    }
+    traffic_color::inspect::check::problems(e)
+        .iter()
+        .map(|p| json!(p))
+        .collect()
 }
 
 /// The config JSON text in force, read from the target file.
