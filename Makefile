@@ -33,7 +33,7 @@ demo: wasm venv ## build, start Envoy + two upstreams on loopback, show requests
 	$(PY) -m traffic_color_harness.demo --wasm $(WASM)
 
 # The cockpit (issue 15): the native binary with the page (cockpit/web/) and the browser bundle
-# (target/cockpit-web/, `make cockpit-web`) built in by build.rs.
+# (target/cockpit-web/, `make cockpit-web`) built in by cockpit/assets/build.rs.
 .PHONY: cockpit
 cockpit: cockpit-web ## the release traffic-color binary with the cockpit page built in (target/release/traffic-color)
 	cargo build --release --bin traffic-color
