@@ -83,7 +83,7 @@ lint: toolchain ## cargo fmt --check and clippy (host, wasm32-wasip1, and wasm32
 	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
 	cargo fmt --manifest-path cockpit/assets/Cargo.toml -- --check
-	cargo clippy --manifest-path cockpit/assets/Cargo.toml -- -D warnings
+	cargo clippy --manifest-path cockpit/assets/Cargo.toml --target-dir target/cockpit-assets -- -D warnings
 
 bench: wasm venv bench-tools ## the Envoy benchmark (no filter, Lua, traffic-color, a minimal Wasm filter, the f2a6a64 module), the module alone in Node, criterion; writes BENCHMARKS.md (BENCH_QUICK=1: ~6 min)
 	BENCH_COMMAND="make bench" WASM_OPT=$(WASM_OPT) WASM_OPT_ARGS="$(WASM_OPT_ARGS)" $(PY) bench/run.py --wasm $(WASM) --cargo-wasm $(CARGO_WASM)
