@@ -47,7 +47,7 @@ unit: ## native unit and golden tests
 wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown-unknown, run under Node with wasm-bindgen-test
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --lib --tests
 
-e2e: wasm venv istio-deps e2e-tools prometheus-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio, Argo Rollouts and Flagger manifests, the image and its pinned digest, the Prometheus rules in a real Prometheus)
+e2e: wasm venv istio-deps e2e-tools prometheus-tools browser-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio, Argo Rollouts and Flagger manifests, the image and its pinned digest, the Prometheus rules in a real Prometheus)
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
 
 # Istio releases embed older Envoys: the routing table, the bad-config, the propagation and the
@@ -100,6 +100,13 @@ e2e-tools:
 prometheus-tools: ## promtool and prometheus (apt-get install prometheus), for the rules and the end-to-end analysis
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { echo "promtool/prometheus still missing after apt-get install prometheus" >&2; exit 1; }
+
+# Debian's chromium and its chromedriver, for the cockpit's browser test
+# (tests/e2e/test_cockpit_browser.py). Selenium (requirements.txt) is pointed at both binaries and
+# runs with SE_OFFLINE=true, so Selenium Manager never downloads a browser or a driver.
+browser-tools: ## chromium + chromium-driver (apt-get), for the cockpit's end-to-end browser test
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { echo "chromium/chromedriver still missing after apt-get install chromium chromium-driver" >&2; exit 1; }
 
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
