@@ -240,7 +240,8 @@ function recheck() {
     const li = el("li", { class: "diag", "data-line": d.line, "data-column": d.column, "data-where": d.where });
     const pos = el("button", { type: "button", class: "pos", text: `${d.where === "rules" ? "" : "config "}${d.line}:${d.column}` });
     pos.addEventListener("click", () => d.where === "rules" && jumpTo(d.line, d.column));
-    li.append(pos, el("span", { class: "msg", text: d.message }), el("pre", { class: "caret", text: d.text }));
+    li.title = d.message;
+    li.append(pos, el("pre", { class: "caret", text: d.text || d.message }));
     return li;
   }));
   const unchanged = text === state.config.rules;
@@ -341,7 +342,7 @@ function changesNow() {
 
 function requestLine(r) {
   const parts = [`${r.method ?? "GET"} ${r.path ?? "/"}`];
-  for (const [k, v] of r.headers ?? []) if (k !== "x-request-id") parts.push(`${k}: ${v}`);
+  for (const [k, v] of r.headers ?? []) parts.push(`${k}: ${v}`);
   for (const [k, v] of r.cookies ?? []) parts.push(`cookie ${k}=${v}`);
   for (const [k, v] of r.query ?? []) parts.push(`?${k}=${v}`);
   if (r.claims) parts.push(`claims ${JSON.stringify(r.claims)}`);
@@ -368,12 +369,21 @@ function renderKnobs() {
     input.disabled = false;
     if (document.activeElement !== input || !input.dataset.dragging) input.value = k.share;
     $(`knob-value-${k.index}`).textContent = `${+k.share.toFixed(4)}%`;
+    $(`knob-label-${k.index}`).textContent = knobLabel(k);
   }
+}
+
+/** "rule 1 (line 1): split("checkout") < 30", the comparison as it stands in the editor. */
+function knobLabel(k) {
+  const line = $("editor").value.split("\n")[k.line - 1] ?? "";
+  const from = line.lastIndexOf(`${k.function}(`, Math.max(0, k.column - 1));
+  const m = from < 0 ? null : line.slice(from).match(/^.*?(<=|>=|<|>)\s*[0-9.]+/);
+  const name = k.name ? ` ${k.name}` : "";
+  return `rule ${k.rule}${name} (line ${k.line}): ${m ? m[0] : `${k.function}(…) ${k.op} ${k.value}`}`;
 }
 
 function knobRow(k) {
   const id = `knob-${k.index}`;
-  const label = `rule ${k.rule}${k.name ? ` (${k.name})` : ""}: ${k.function}(…) ${k.op} (line ${k.line})`;
   const input = el("input", { type: "range", id, min: "0", max: "100", step: "1", value: String(k.share),
     "data-index": String(k.index), "aria-describedby": `knob-value-${k.index}` });
   input.addEventListener("input", () => {
@@ -384,7 +394,7 @@ function knobRow(k) {
     recheck();
   });
   input.addEventListener("change", () => { delete input.dataset.dragging; });
-  return el("div", { class: "knob" }, el("label", { for: id, text: label }), input,
+  return el("div", { class: "knob" }, el("label", { for: id, id: `knob-label-${k.index}`, text: knobLabel(k) }), input,
     el("output", { id: `knob-value-${k.index}`, for: id }));
 }
 
