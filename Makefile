@@ -104,6 +104,7 @@ prometheus-tools: ## promtool and prometheus (apt-get install prometheus), for t
 # Debian's chromium and its chromedriver, for the cockpit's browser test
 # (tests/e2e/test_cockpit_browser.py). Selenium (requirements.txt) is pointed at both binaries and
 # runs with SE_OFFLINE=true, so Selenium Manager never downloads a browser or a driver.
+.PHONY: browser-tools
 browser-tools: ## chromium + chromium-driver (apt-get), for the cockpit's end-to-end browser test
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { echo "chromium/chromedriver still missing after apt-get install chromium chromium-driver" >&2; exit 1; }

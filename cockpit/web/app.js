@@ -157,14 +157,19 @@ function onStats(s) {
   const banner = $("stale-banner");
   if (s.stale) {
     banner.hidden = false;
-    banner.textContent = `Stale since ${when(s.last_good)}: ${s.error ?? "the source does not answer"}. ` +
-      "The numbers below are the last good read; the cockpit keeps trying.";
+    const why = s.error ?? "the source does not answer";
+    banner.textContent = s.last_good
+      ? `Stale since ${when(s.last_good)}: ${why}. The numbers below are from that read; the cockpit keeps trying.`
+      : `Stale: no good read from the source yet: ${why}. The cockpit keeps trying.`;
   } else banner.hidden = true;
-  if (s.config) {
-    if (s.config.hash) $("config-hash").textContent = s.config.hash;
+  // What the source reports running; without a read (stale from the start) keep /api/state's.
+  if (s.config?.hash) {
+    $("config-hash").textContent = s.config.hash;
     $("config-loaded").textContent = when(s.config.loaded_at);
-    $("config-hash").classList.toggle("mismatch", !!(state && s.config.hash && s.config.hash !== state.config.hash));
+    $("config-hash").classList.toggle("mismatch", !!(state && s.config.hash !== state.config.hash));
   }
+  // A stale event may carry no numbers at all (no good read yet): the tables stay as they are.
+  if (!s.colors) return;
 
   const colors = Object.keys(s.colors).sort();
   for (const c of colors) {
@@ -188,7 +193,7 @@ function onStats(s) {
   }));
   $("unmatched").textContent = fmt(s.unmatched_per_s);
   $("stripped").textContent = fmt(s.stripped_per_s);
-  $("rules-table").tBodies[0].replaceChildren(...s.rules.map((r) =>
+  $("rules-table").tBodies[0].replaceChildren(...(s.rules ?? []).map((r) =>
     el("tr", { "data-rule": r.rule },
       el("th", { scope: "row", text: r.rule === "default" ? "default" : `rule ${r.rule}` }),
       el("td", { class: "name", text: r.name ?? "" }),

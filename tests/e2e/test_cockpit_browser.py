@@ -9,12 +9,15 @@ Proven here, each through the page as an operator would use it:
   agrees with the rate the test sent at (RPS_TOLERANCE); the rule hits move with the traffic.
 * Edit: a bad rule typed on line 2 shows its diagnostic at 2:9, with the caret text, the line
   highlighted, and Push disabled; discarding it clears them.
+* Explain: a request whose x-request-id this file's own split() (README's definition) puts under
+  30 is shown canary by rule 1 under the edited rules and stable by default under the ones in force.
 * Steer: the knob's slider moved from 0 to 30 with the keyboard rewrites the rule, the preview
   shows requests moving stable → canary, and Push makes the share measured by this test's own
   client (which upstream answered) 30% ± 4σ of the binomial (SHARE_SIGMAS), with not one failed
   request while load runs throughout; the page's canary share follows (PAGE_SHARE_TOLERANCE).
   Rollback brings the share back to exactly 0 (the rule selects nobody). The audit table on the
-  page shows the push and the rollback, accepted, with their hashes.
+  page shows the push and the rollback, accepted, with their hashes and operator. "Everyone to
+  stable", after its confirmation, sends even x-canary requests to stable and is logged too.
 * The token: the cockpit runs with one; the page asks for it once and every POST carries it.
 
 COCKPIT_SCREENSHOTS=DIR saves a PNG of each step there (docs/cockpit/ holds the committed ones).
@@ -36,20 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
-from traffic_color_harness import envoy_config
-from traffic_color_harness.process import Process, poll
-from traffic_color_harness.upstream import start_upstreams
-
-cockpit_harness = pytest.importorskip("traffic_color_harness.cockpit",
-                                      reason="needs harness/traffic_color_harness/cockpit.py")
-webdriver = pytest.importorskip("selenium.webdriver")
-
-from selenium.common.exceptions import TimeoutException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from traffic_color_harness import cockpit as cockpit_harness
+from traffic_color_harness.bucket import murmur3_x86_32
+from traffic_color_harness.repo import ISTIO_DIR
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -81,12 +80,6 @@ IN_FORCE_GRACE = 2.0
 PAGE_SHARE_TOLERANCE = 0.10
 LOAD_THREADS = 4
 LOAD_PACE = 30.0  # requests per second per thread
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -157,6 +150,11 @@ class Load:
             return out
 
 
+def split_of(key: str, group: str) -> float:
+    """`split(key, group)` as README.md defines it, computed here, not by the core."""
+    return murmur3_x86_32(f"{group}:{key}".encode()) % 1_000_000 / 10_000
+
+
 def wait_for_requests(load: Load, since: float, n: int, timeout: float) -> list[tuple[float, str]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -202,7 +200,7 @@ class Page:
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM
         for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                  "--window-size=1440,1000", "--no-first-run", "--disable-extensions",
+                  "--window-size=1440,900", "--no-first-run", "--disable-extensions",
                   "--disable-background-networking", "--disable-sync", "--disable-default-apps"):
             opts.add_argument(a)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -244,47 +242,40 @@ class Page:
     def shot(self, name: str) -> None:
         if self.shots is None:
             return
-        # The whole page: the window as tall as the document, then back.
+        # The whole page: a viewport as tall as the document for this one picture.
         h = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1440, max(1000, h))
-        time.sleep(0.3)
-        self.driver.save_screenshot(str(self.shots / f"{name}.png"))
-        self.driver.set_window_size(1440, 1000)
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {"width": 1440, "height": h, "deviceScaleFactor": 1, "mobile": False})
+        try:
+            time.sleep(0.3)
+            self.driver.save_screenshot(str(self.shots / f"{name}.png"))
+        finally:
+            self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     def console_errors(self) -> list[str]:
         return [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 @pytest.fixture
-def cockpit(tmp_path, wasm, cli):
-    """Upstreams, Envoy on envoy-cockpit.yaml with RULES by ECDS, and `traffic-color cockpit`
-    in local mode with a token, all on loopback."""
-    base = envoy_config.load(cockpit_harness.COCKPIT_YAML)
-    ups = start_upstreams(sorted(envoy_config.clusters(base)), tmp_path)
-    env = proc = None
+def cockpit(tmp_path, wasm, cli, upstreams):
+    """Envoy on envoy-cockpit.yaml with RULES by ECDS, and `traffic-color cockpit` in local
+    mode with a token, all on loopback (the upstreams are the session's stable and canary)."""
+    env = server = None
     try:
-        env = cockpit_harness.CockpitEnvoy(tmp_path, wasm, ups.ports, config={"rules": RULES})
-        port = free_port()
-        proc = Process("cockpit",
-                       [cli, "cockpit", "--listen", f"127.0.0.1:{port}", "--token", TOKEN,
-                        "--envoy-admin", env.admin_url, "--ecds", env.ecds_path,
-                        "--audit-log", tmp_path / "audit.jsonl", "--operator", OPERATOR],
-                       tmp_path / "cockpit.log")
-        url = f"http://127.0.0.1:{port}"
-        for _ in poll(30, "starting the cockpit", proc, step=0.1):
-            try:
-                with urllib.request.urlopen(url + "/api/state", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-        yield env, url, proc
+        env = cockpit_harness.CockpitEnvoy(tmp_path, wasm, upstreams, config={"rules": RULES})
+        server = cockpit_harness.CockpitServer(
+            cli, tmp_path, ["--token", TOKEN, "--envoy-admin", env.admin_url,
+                            "--ecds", str(env.ecds_path), "--audit-log", str(tmp_path / "audit.jsonl"),
+                            "--operator", OPERATOR])
+        status, page = server.request("GET", "/")
+        assert status == 200 and b"app.js" in page, \
+            f"the cockpit serves no page (build the bundle with `make cockpit-web`): {page[:300]!r}"
+        yield env, server.origin, server
     finally:
-        if proc is not None:
-            proc.stop()
+        if server is not None:
+            server.stop()
         if env is not None:
             env.stop()
-        ups.stop()
 
 
 def api(url: str, path: str) -> dict:
@@ -292,11 +283,11 @@ def api(url: str, path: str) -> dict:
         return json.loads(r.read())
 
 
-@pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
-                    reason="chromium and chromedriver (make browser-tools)")
 def test_cockpit_in_a_browser(cockpit, request):
+    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), \
+        f"{CHROMIUM} and {CHROMEDRIVER} are needed: make browser-tools"
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not download anything
-    env, url, proc = cockpit
+    env, url, server = cockpit
     shots = None
     if os.environ.get("COCKPIT_SCREENSHOTS"):
         shots = Path(os.environ["COCKPIT_SCREENSHOTS"]).resolve()
@@ -396,6 +387,15 @@ def test_cockpit_in_a_browser(cockpit, request):
                      return [...document.querySelectorAll('#changes-moves tbody tr')]
                        .some(tr => tr.cells[0].textContent === 'stable' && tr.cells[1].textContent === 'canary'
                                    && +tr.cells[2].textContent > 0);"""))
+        # Explain, with the compiler in the page: a request id that this file's own split()
+        # puts under 30 is canary by rule 1 under the edited rules, stable by default now.
+        rid = next(f"req-{i}" for i in range(1000) if split_of(f"req-{i}", "cockpit-e2e") < TARGET_SHARE)
+        headers = page.find("#req-headers")
+        headers.clear()
+        headers.send_keys(f"x-request-id: {rid}")
+        page.until("the explanation of that request", lambda: "decided by rule 1" in page.text("#explain-color"))
+        said = page.text("#explain-color")
+        assert said.startswith("color canary") and "in force now: stable, default" in said, said
         page.shot("3-knob")
 
         page.find("#push").click()
@@ -460,6 +460,29 @@ def test_cockpit_in_a_browser(cockpit, request):
         page.driver.execute_script("document.querySelector('#audit-table tbody tr:nth-child(2) details').open = true")
         page.shot("5-rolled-back")
 
+        # --- Everyone to stable, confirmed in the dialog ---
+        page.find("#stop").click()
+        page.until("the confirmation", lambda: page.find("#stop-dialog").get_attribute("open") is not None)
+        page.find("#stop-confirm").click()
+        page.until("the stop accepted", lambda: page.text("#push-result").startswith("everyone to stable: accepted"), timeout=40)
+        stopped = api(url, "/api/state")
+        assert stopped["config"]["rules"].strip() == 'default -> "stable"', stopped["config"]["rules"]
+        page.until("the editor on the stop rules", lambda: page.find("#editor").get_attribute("value") == stopped["config"]["rules"])
+        for _ in range(20):
+            conn = http.client.HTTPConnection("127.0.0.1", env.port, timeout=5)
+            try:
+                conn.request("GET", "/", headers={"x-canary": "true"})
+                r = conn.getresponse()
+                r.read()
+                assert (r.status, r.getheader("x-served-by")) == (200, "stable")
+            finally:
+                conn.close()
+        page.until("three audit rows", lambda: len(page.driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")) >= 3)
+        top = page.find("#audit-table tbody tr")
+        assert (top.get_attribute("data-action"), top.get_attribute("data-outcome")) == ("stop", "accepted")
+        page.driver.execute_script("document.querySelector('#audit-table tbody tr:nth-child(3) details').open = true")
+        page.shot("6-audit")
+
         errors = [e for e in page.console_errors() if "favicon" not in e]
         assert not errors, f"browser console errors: {errors}"
         request.node.user_properties.append(("measured", measured))
@@ -471,3 +494,54 @@ def test_cockpit_in_a_browser(cockpit, request):
         if load is not None:
             load.halt()
         page.quit()
+
+
+def test_mesh_mode_in_a_browser(cli, tmp_path):
+    """Mesh mode with a Prometheus that does not answer: the page says the source is stale and
+    since when, says it is read-only, and a push shows the rendered WasmPlugin manifest with a
+    Copy button, saying nothing was applied; the manifest file is not written."""
+    os.environ["SE_OFFLINE"] = "true"
+    manifest = tmp_path / "wasmplugin.yaml"
+    original = (ISTIO_DIR / "wasmplugin.yaml").read_text()
+    manifest.write_text(original)
+    with socket.socket() as s:  # a loopback port nothing listens on: Prometheus is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    server = cockpit_harness.CockpitServer(
+        cli, tmp_path, ["--prometheus", f"http://127.0.0.1:{dead}", "--wasmplugin", str(manifest),
+                        "--audit-log", str(tmp_path / "audit.jsonl"), "--operator", OPERATOR])
+    page = Page(server.origin, None)
+    try:
+        page.driver.get(server.origin + "/")
+        page.until("the page ready", lambda: page.driver.execute_script("return document.body.dataset.ready") == "1")
+        assert page.text("#mode") == "mesh"
+        assert page.find("#mesh-banner").is_displayed()
+        page.until("the stale banner", lambda: page.find("#stale-banner").is_displayed(), timeout=20)
+        banner = page.text("#stale-banner")
+        assert banner.startswith("Stale: no good read from the source yet: ") and "127.0.0.1" in banner or "refused" in banner, banner
+
+        slider = page.find("#knob-0")  # istio/wasmplugin.yaml's bucket(..) <= 5
+        slider.send_keys(Keys.ARROW_RIGHT)
+        page.until("Push enabled", lambda: page.find("#push").get_attribute("disabled") is None)
+        edited = page.find("#editor").get_attribute("value")
+        page.find("#push").click()
+        page.until("the manifest", lambda: page.find("#manifest-panel").is_displayed(), timeout=20)
+        assert "nothing applied to the cluster" in page.text("#push-result")
+        assert "Nothing was applied to the cluster." in page.text("#manifest-panel")
+        shown = page.text("#manifest")
+        assert "kind: WasmPlugin" in shown and "<= 6" in shown, shown[:500]
+        assert page.find("#copy-manifest").is_displayed()
+        assert manifest.read_text() == original, "mesh mode must never write the manifest"
+        assert page.find("#editor").get_attribute("value") == edited
+        page.until("the rendered entry in the audit table",
+                   lambda: page.driver.execute_script(
+                       "const tr = document.querySelector('#audit-table tbody tr');"
+                       "return tr && tr.dataset.outcome;") == "rendered")
+        if os.environ.get("COCKPIT_SCREENSHOTS"):
+            page.shots = Path(os.environ["COCKPIT_SCREENSHOTS"]).resolve()
+            page.shot("7-mesh")
+        errors = [e for e in page.console_errors() if "favicon" not in e]
+        assert not errors, f"browser console errors: {errors}"
+    finally:
+        page.quit()
+        server.stop()
