@@ -47,7 +47,7 @@ unit: ## native unit and golden tests
 wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown-unknown, run under Node with wasm-bindgen-test
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --lib --tests
 
-e2e: wasm venv istio-deps e2e-tools prometheus-tools browser-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio, Argo Rollouts and Flagger manifests, the image and its pinned digest, the Prometheus rules in a real Prometheus)
+e2e: wasm cockpit-web venv istio-deps e2e-tools prometheus-tools browser-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio, Argo Rollouts and Flagger manifests, the image and its pinned digest, the Prometheus rules in a real Prometheus)
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
 
 # Istio releases embed older Envoys: the routing table, the bad-config, the propagation and the
