@@ -9,7 +9,7 @@ const SAMPLE_USERS = 1000;
 
 let state = null; // the last /api/state
 let edited = { ok: false, json: null, check: null };
-const history = new Map(); // color -> [{rps, share}]
+const trend = new Map(); // color -> [{rps, share}], the sparklines
 let auditEntries = [];
 let ready = false;
 
@@ -173,10 +173,10 @@ function onStats(s) {
 
   const colors = Object.keys(s.colors).sort();
   for (const c of colors) {
-    const h = history.get(c) ?? [];
+    const h = trend.get(c) ?? [];
     if (!s.stale) h.push({ rps: s.colors[c].rps, share: s.colors[c].share });
     while (h.length > HISTORY) h.shift();
-    history.set(c, h);
+    trend.set(c, h);
   }
   const body = $("colors-table").tBodies[0];
   body.replaceChildren(...colors.map((c) => {
@@ -189,7 +189,7 @@ function onStats(s) {
       el("td", { class: `errors num ${errClass}`, text: v.error_ratio === null ? "–" : pct(v.error_ratio) }),
       el("td", { class: "p95 num", text: v.p95_ms === null ? "–" : `${fmt(v.p95_ms)} ms` }),
       el("td", { class: "total num", text: String(v.total) }),
-      el("td", {}, sparkline(history.get(c) ?? [])));
+      el("td", {}, sparkline(trend.get(c) ?? [])));
   }));
   $("unmatched").textContent = fmt(s.unmatched_per_s);
   $("stripped").textContent = fmt(s.stripped_per_s);
