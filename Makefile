@@ -29,8 +29,9 @@ SOAK_SECONDS  ?= 180
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-demo: wasm venv ## build, start Envoy + two upstreams on loopback, show requests being colored (DEMO_EXIT=1 exits after the tour)
-	$(PY) -m traffic_color_harness.demo --wasm $(WASM)
+demo: wasm venv cockpit-web ## build, start Envoy + two upstreams on loopback, show requests being colored, then open the cockpit at http://127.0.0.1:9902/ (DEMO_EXIT=1 exits after the tour)
+	cargo build --bin traffic-color
+	$(PY) -m traffic_color_harness.demo --wasm $(WASM) --cli target/debug/traffic-color
 
 # The cockpit (issue 15): the native binary with the page (cockpit/web/) and the browser bundle
 # (target/cockpit-web/, `make cockpit-web`) built in by cockpit/assets/build.rs.

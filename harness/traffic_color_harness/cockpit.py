@@ -89,7 +89,7 @@ class CockpitEnvoy:
 
     def __init__(self, run_dir: Path, wasm: Path, upstream_ports: dict[str, int],
                  config: dict[str, Any] | None = None, name: str = "cockpit-envoy",
-                 concurrency: int = 2):
+                 concurrency: int = 2, listen_port: int = 0):
         self.run_dir = Path(run_dir)
         self.ecds_dir = self.run_dir / f"{name}-ecds"
         self.ecds_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ class CockpitEnvoy:
         write_resource(self.ecds_path, resource(wasm, config))
         # A fixed admin port, so a restarted Envoy is found where the cockpit looks.
         self.cfg = render(upstream_ports=upstream_ports, ecds_path=self.ecds_path,
-                          admin_port=free_port())
+                          admin_port=free_port(), listen_port=listen_port)
         self.name, self.concurrency = name, concurrency
         self.envoy: Envoy = start_envoy(self.cfg, self.run_dir, name, concurrency=concurrency)
 
@@ -142,8 +142,9 @@ class CockpitServer:
     """`traffic-color cockpit` as a child process on a free loopback port, and its API."""
 
     def __init__(self, cli: Path | str, run_dir: Path, args: list[str], *, name: str = "cockpit",
-                 env: dict[str, str] | None = None, timeout: float = 15.0):
-        self.port = free_port()
+                 env: dict[str, str] | None = None, timeout: float = 15.0,
+                 port: int | None = None):
+        self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         argv = [cli, "cockpit", "--listen", self.host, *args]
         self.proc = Process(name, argv, Path(run_dir) / f"{name}-{self.port}.log",

