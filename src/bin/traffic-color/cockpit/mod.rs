@@ -631,7 +631,8 @@ impl Cockpit {
     fn poller(self: Arc<Self>) {
         let mut window = sources::Window::default();
         let mut last_good: Option<String> = None;
-        let mut last_body = Map::new();
+        // Before the first good read the numbers are zeros, not missing: the page draws one shape.
+        let mut last_body = sources::Window::default().stats().0;
         let mut last_hash: Option<String> = None;
         loop {
             let started = Instant::now();
@@ -655,6 +656,10 @@ impl Cockpit {
                 st.audit.brought_in(h).map(str::to_string).unwrap_or(seen)
             });
             let mut event = last_body.clone();
+            let config = lock(&self.state).config.clone();
+            if let Some(rows) = event.get_mut("rules") {
+                *rows = every_rule(&config, rows);
+            }
             event.insert("at".into(), json!(at));
             event.insert("stale".into(), json!(stale));
             event.insert("last_good".into(), json!(last_good));
@@ -667,6 +672,50 @@ impl Cockpit {
             std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
         }
     }
+}
+
+/// The per-rule rows for every rule of the config in force, in program order (a rule nothing hit
+/// yet has a zero row, which Envoy's `usedonly` stats leave out), then rows of rules the config
+/// no longer has (a previous config's counters).
+fn every_rule(config: &str, rows: &Value) -> Value {
+    let rows: Vec<Value> = rows.as_array().cloned().unwrap_or_default();
+    let Ok(compiled) = traffic_color::config::FilterConfig::from_json(config.as_bytes()) else {
+        return Value::Array(rows);
+    };
+    let program = &compiled.program;
+    let mut keys: Vec<(String, Option<String>)> = program
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((i + 1).to_string(), r.name.clone()))
+        .collect();
+    if program.default.is_some() {
+        keys.push(("default".to_string(), None));
+    }
+    let key_of = |row: &Value| {
+        (
+            row.get("rule")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            row.get("name").and_then(Value::as_str).map(str::to_string),
+        )
+    };
+    let mut out: Vec<Value> = keys
+        .iter()
+        .map(|(rule, name)| {
+            rows.iter()
+                .find(|row| key_of(row) == (rule.clone(), name.clone()))
+                .cloned()
+                .unwrap_or_else(|| json!({"rule": rule, "name": name, "per_s": 0.0, "total": 0}))
+        })
+        .collect();
+    out.extend(
+        rows.iter()
+            .filter(|row| !keys.contains(&key_of(row)))
+            .cloned(),
+    );
+    Value::Array(out)
 }
 
 fn stop_rules(tag: &str) -> String {
@@ -757,5 +806,39 @@ mod tests {
         );
         assert!(base_url("https://x").is_err());
         assert!(base_url("http://").is_err());
+    }
+
+    #[test]
+    fn every_rule_has_a_row_in_program_order() {
+        let config = r#"{"rules": "match \"testers\" { header[\"x\"] == \"1\" } -> \"canary\"\nmatch { split(\"g\") < 5 } -> \"canary\"\ndefault -> \"stable\"\n"}"#;
+        let seen = json!([
+            {"rule": "default", "name": null, "per_s": 2.0, "total": 7},
+            {"rule": "2", "name": null, "per_s": 1.0, "total": 3},
+            {"rule": "4", "name": "gone", "per_s": 0.0, "total": 9},
+        ]);
+        let rows = every_rule(config, &seen);
+        let keys: Vec<(String, Value, u64)> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["rule"].as_str().unwrap().to_string(),
+                    r["name"].clone(),
+                    r["total"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("1".to_string(), json!("testers"), 0),
+                ("2".to_string(), Value::Null, 3),
+                ("default".to_string(), Value::Null, 7),
+                ("4".to_string(), json!("gone"), 9),
+            ]
+        );
+        // A config that does not compile leaves the rows as they came.
+        assert_eq!(every_rule("{", &seen), seen);
     }
 }
