@@ -196,9 +196,20 @@ def check_compose(c: Checks, wasm: Path) -> None:
         targets = {v["target"]: Path(v["source"]).resolve() for v in ev.get("volumes") or []}
         cmd = ev.get("command") or []
         cfg_in_container = cmd[cmd.index("-c") + 1] if "-c" in cmd[:-1] else "/etc/envoy/envoy.yaml"
-        c.check(targets.get(cfg_in_container) == ENVOY_YAML.resolve(),
-                f"{rel}: envoy runs envoy/envoy.yaml (mounted at {cfg_in_container})",
+        c.check(targets.get(cfg_in_container) == cockpit.COCKPIT_YAML.resolve(),
+                f"{rel}: envoy runs envoy/envoy-cockpit.yaml (mounted at {cfg_in_container})",
                 f"mounts: {targets}, command: {cmd}")
+        # The directory Envoy watches for the filter's config is envoy/ecds/, writable (the
+        # cockpit on the host renames a new resource file into it).
+        src = cockpit.ecds_filter(envoy_config.load(cockpit.COCKPIT_YAML))["config_discovery"][
+            "config_source"]["path_config_source"]
+        watched = src["watched_directory"]["path"]
+        ecds_mount = next((v for v in ev.get("volumes") or [] if v.get("target") == watched), None)
+        c.check(ecds_mount is not None and Path(ecds_mount["source"]).resolve() == cockpit.ECDS_RESOURCE.parent.resolve()
+                and not ecds_mount.get("read_only", False)
+                and src["path"] == f"{watched}/{cockpit.ECDS_RESOURCE.name}",
+                f"{rel}: envoy/ecds/ is mounted writable at {watched}, where Envoy watches {src['path']}",
+                f"mount: {ecds_mount}, config source: {src}")
         wasm_src = targets.get(envoy_config.CONTAINER_WASM)
         c.check(wasm_src is not None, f"{rel}: the .wasm is mounted at {envoy_config.CONTAINER_WASM}",
                 f"mounts: {targets}")
