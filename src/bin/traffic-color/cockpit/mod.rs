@@ -385,15 +385,10 @@ impl Cockpit {
             return (500, json!({"error": e}));
         }
         let current = lock(&self.state).config.clone();
-        let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(&current) else {
-            return (
-                500,
-                json!({"error": "the config in force is not a JSON object"}),
-            );
-        };
-        obj.insert("rules".into(), rules.into());
-        let new = serde_json::to_string_pretty(&Value::Object(obj)).unwrap_or_default();
-        self.apply("push", operator, &current, &new)
+        match with_rules(&current, rules) {
+            Ok(new) => self.apply("push", operator, &current, &new),
+            Err(answer) => answer,
+        }
     }
 
     /// POST /api/rollback: back to the config the current one replaced.
@@ -425,15 +420,10 @@ impl Cockpit {
             return (500, json!({"error": e}));
         }
         let current = lock(&self.state).config.clone();
-        let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(&current) else {
-            return (
-                500,
-                json!({"error": "the config in force is not a JSON object"}),
-            );
-        };
-        obj.insert("rules".into(), stop_rules(&self.stable(&current)).into());
-        let new = serde_json::to_string_pretty(&Value::Object(obj)).unwrap_or_default();
-        self.apply("stop", operator, &current, &new)
+        match with_rules(&current, &stop_rules(&self.stable(&current))) {
+            Ok(new) => self.apply("stop", operator, &current, &new),
+            Err(answer) => answer,
+        }
     }
 
     fn entry(&self, action: &str, operator: Option<&str>, old: &str, new: &str) -> Entry {
@@ -716,6 +706,20 @@ fn every_rule(config: &str, rows: &Value) -> Value {
             .cloned(),
     );
     Value::Array(out)
+}
+
+/// The config in force with other rules and every other setting kept: what a push and a stop
+/// send.
+fn with_rules(current: &str, rules: &str) -> Result<String, Answer> {
+    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(current) else {
+        return Err((
+            500,
+            json!({"error": "the config in force is not a JSON object"}),
+        ));
+    };
+    obj.insert("rules".into(), rules.into());
+    serde_json::to_string_pretty(&Value::Object(obj))
+        .map_err(|e| (500, json!({"error": e.to_string()})))
 }
 
 fn stop_rules(tag: &str) -> String {
