@@ -399,3 +399,40 @@ def test_every_dashboard_query_returns_data(release):
             if not result:
                 empty.append(f"{p['title']} ({t['refId']}): {expr}")
     assert not empty, "queries without data:\n" + "\n".join(empty)
+
+
+# --------------------------------------------------------------------------------- the cockpit
+
+
+def test_the_cockpit_in_mesh_mode_shows_the_recorded_series(release, cli, tmp_path):
+    """`traffic-color cockpit --prometheus` (mesh mode) on this real Prometheus: the numbers the
+    page gets are the recorded series of the mix, summed over both gateways (only the first got
+    traffic): totals, share, error ratio and p95 per color, and the hits per rule."""
+    from traffic_color_harness.cockpit import CockpitServer
+    from traffic_color_harness.repo import ISTIO_DIR
+
+    prom = release["prom"]
+    manifest = tmp_path / "wasmplugin.yaml"
+    manifest.write_bytes((ISTIO_DIR / "wasmplugin.yaml").read_bytes())
+    cockpit = CockpitServer(cli, tmp_path, ["--no-page", "--prometheus", f"http://127.0.0.1:{prom.port}",
+                                            "--wasmplugin", str(manifest)])
+    try:
+        want_ratio = (CANARY_N // FAIL_EVERY) / CANARY_N
+        recorded_p95 = prom.values("color:traffic_color_request_duration_milliseconds:p95_5m", "color")
+        s = cockpit.wait_stats(lambda s: not s["stale"]
+                               and s["colors"].get("canary", {}).get("total") == CANARY_N
+                               and s["colors"].get("stable", {}).get("total") == STABLE_N
+                               and abs((s["colors"]["canary"].get("error_ratio") or 0) - want_ratio) < 1e-9
+                               and abs(s["colors"]["canary"]["share"] - CANARY_N / (CANARY_N + STABLE_N)) < 1e-9,
+                               timeout=WINDOW_TIMEOUT)
+        assert s["colors"]["stable"]["error_ratio"] == 0, s
+        assert abs(s["colors"]["stable"]["share"] - STABLE_N / (CANARY_N + STABLE_N)) < 1e-9, s
+        for color in ("canary", "stable"):
+            assert abs(s["colors"][color]["p95_ms"] - recorded_p95[color]) < 1e-9 * max(1, recorded_p95[color]), \
+                (s["colors"][color], recorded_p95)
+        hits = {r["rule"]: r["total"] for r in s["rules"] if r["total"]}
+        assert hits == {"1": CANARY_N, "default": STABLE_N}, s["rules"]
+        # The two gateways run different configs: no single hash is claimed.
+        assert s["config"]["hash"] is None, s["config"]
+    finally:
+        cockpit.stop()
