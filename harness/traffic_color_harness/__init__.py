@@ -12,6 +12,7 @@ Modules:
   metrics      /stats/prometheus parsed (histograms too); the config hash, from its definition
   istio_stats  the stats_config Istio's bootstrap template renders for extraStatTags
   client       requests with exactly the headers given, over http.client or raw bytes
+  load         threads sending requests until stopped, every outcome recorded (pushes under load)
   tokens       unsigned JWTs, signing keys, signed JWTs and JWKS
   bucket       the rules' bucket(), from the reference MurmurHash3
   oci          the filter as an OCI image for Istio, and the digest pinned in istio/image.yaml

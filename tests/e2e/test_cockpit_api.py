@@ -23,7 +23,6 @@ import http.client
 import json
 import threading
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -33,6 +32,7 @@ from ruamel.yaml import YAML
 
 from traffic_color_harness import envoy_config, metrics
 from traffic_color_harness.cockpit import CockpitEnvoy, CockpitServer
+from traffic_color_harness.load import Load, Outcome
 from traffic_color_harness.repo import ISTIO_DIR
 
 PROBE = {"x-probe": "1"}
@@ -81,54 +81,14 @@ def send(port: int, n: int, headers: dict[str, str]) -> list[str]:
     return out
 
 
-@dataclass
-class Load:
-    """Threads sending requests back to back (the pattern of test_config_push.py)."""
+def probes(port: int) -> Load:
+    """Probe requests back to back: two threads on keep-alive connections, one on new ones."""
+    return Load(port, headers=PROBE, keep_alive=(True, True, False))
 
-    port: int
-    results: list[tuple[float, int, str | None, bool]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run(self, keep_alive: bool) -> None:
-        conn = None
-        while not self.stop.is_set():
-            t0 = time.monotonic()
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/", headers=PROBE)
-                r = conn.getresponse()
-                body = r.read()
-                served = json.loads(body).get("version") if r.status == 200 else None
-                with self.lock:
-                    self.results.append((t0, r.status, served, keep_alive))
-                if not keep_alive:
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException, ValueError) as e:
-                with self.lock:
-                    self.errors.append(f"{type(e).__name__}: {e}")
-                if conn is not None:
-                    conn.close()
-                conn = None
-
-    def since(self, t: float) -> list[tuple[float, int, str | None, bool]]:
-        with self.lock:
-            return [r for r in self.results if r[0] >= t]
-
-    def __enter__(self) -> "Load":
-        self.threads = [threading.Thread(target=self.run, args=(k,), daemon=True)
-                        for k in (True, True, False)]
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(10)
+def answered(r: Outcome) -> bool:
+    """A 200 from an upstream, with the body it sends (which names the color it saw)."""
+    return r.status == 200 and r.upstream is not None and r.color is not None
 
 
 def wait_served(load: Load, since: float, upstream: str, timeout: float = 10.0) -> None:
@@ -138,12 +98,13 @@ def wait_served(load: Load, since: float, upstream: str, timeout: float = 10.0) 
     while time.monotonic() < deadline:
         time.sleep(0.1)
         recent = load.since(since)
-        last_wrong = max((r[0] for r in recent if r[2] != upstream), default=since)
-        settled = [r for r in recent if r[0] > last_wrong]
-        if settled and settled[-1][0] - last_wrong >= 1.0 and {r[3] for r in settled} == {True, False}:
+        last_wrong = max((r.started for r in recent if r.upstream != upstream), default=since)
+        settled = [r for r in recent if r.started > last_wrong]
+        if settled and settled[-1].started - last_wrong >= 1.0 and \
+                {r.keep_alive for r in settled} == {True, False}:
             return
     raise AssertionError(f"not all served by {upstream} within {timeout}s: "
-                         f"{sorted({str(r[2]) for r in load.since(since)})}")
+                         f"{sorted({str(r.upstream) for r in load.since(since)})}")
 
 
 def listener_stats(e: CockpitEnvoy) -> dict[str, int]:
@@ -175,10 +136,11 @@ def test_live_stats_match_the_traffic(cockpit, cockpit_envoy):
     assert idle["colors"]["stable"]["share"] == 0
 
     # While traffic flows, the shares follow it (2 default requests per probe).
-    with Load(e.port) as load:  # probes only: all canary now
+    with probes(e.port) as load:  # probes only: all canary now
         s = cockpit.wait_stats(lambda s: s["colors"].get("canary", {}).get("rps", 0) > 5
                                and s["colors"]["canary"]["share"] == 1.0)
-    assert not load.errors
+    assert not load.failures
+    assert all(answered(r) for r in load.outcomes), [r for r in load.outcomes if not answered(r)][:5]
     assert s["colors"]["canary"]["error_ratio"] == 0.0
 
 
@@ -186,7 +148,7 @@ def test_push_under_load_has_zero_failed_requests(cockpit, cockpit_envoy):
     e = cockpit_envoy
     before = listener_stats(e)
     reloads = e.ecds_stats().get("config_reload", 0)
-    with Load(e.port) as load:
+    with probes(e.port) as load:
         t0 = time.monotonic()
         wait_served(load, t0, "stable")
         timeline = []
@@ -207,10 +169,10 @@ def test_push_under_load_has_zero_failed_requests(cockpit, cockpit_envoy):
             timeline.append(f"{action} -> {upstream}: answered in {took:.2f}s")
         time.sleep(0.5)
     print("\n".join(timeline))
-    assert not load.errors, load.errors[:5]
-    bad = [r for r in load.results if r[1] != 200]
+    assert not load.failures, load.failures[:5]
+    bad = [r for r in load.outcomes if not answered(r)]
     assert not bad, bad[:5]
-    assert len(load.results) > 200
+    assert len(load.outcomes) > 200
     # ECDS, not a listener rebuild: the listener was never modified or re-created.
     after = listener_stats(e)
     for k in ("listener_modified", "listener_create_success", "listener_in_place_updated"):

@@ -37,7 +37,6 @@ import statistics
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -50,6 +49,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from traffic_color_harness import cockpit as cockpit_harness
 from traffic_color_harness.bucket import murmur3_x86_32
+from traffic_color_harness.load import Load, Outcome
 from traffic_color_harness.repo import ISTIO_DIR
 
 CHROMIUM = "/usr/bin/chromium"
@@ -84,72 +84,23 @@ LOAD_THREADS = 4
 LOAD_PACE = 30.0  # requests per second per thread
 
 
-@dataclass
-class Load:
-    """Threads sending GET / without any color hint, each at a steady pace, until stopped.
-    Each answer is recorded with its start time and the upstream that served it (x-served-by);
-    any status other than 200, a wrong upstream name or a connection error is a failure."""
+def steer_load(port: int) -> Load:
+    """GET / without any color hint, LOAD_PACE per thread: half the threads on keep-alive
+    connections (which must pick up a pushed config too), half on new ones."""
+    return Load(port, keep_alive=[i % 2 == 0 for i in range(LOAD_THREADS)], pace=LOAD_PACE)
 
-    port: int
-    results: list[tuple[float, str]] = field(default_factory=list)
-    failures: list[tuple[float, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    threads: list[threading.Thread] = field(default_factory=list)
 
-    def start(self) -> None:
-        for i in range(LOAD_THREADS):
-            # Half on keep-alive connections (which must pick up a pushed config too), half new.
-            t = threading.Thread(target=self._run, args=(i % 2 == 0,), daemon=True)
-            t.start()
-            self.threads.append(t)
+def answered(load: Load, since: float = 0.0) -> list[Outcome]:
+    """The requests started at or after `since` that a 200 from stable or canary answered
+    (x-served-by); any other answer is a failure (see failed())."""
+    return [o for o in load.since(since) if o.status == 200 and o.upstream in ("stable", "canary")]
 
-    def _run(self, keep_alive: bool) -> None:
-        conn = None
-        next_at = time.monotonic()
-        while not self.stop.is_set():
-            t0 = time.monotonic()
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/")
-                r = conn.getresponse()
-                r.read()
-                served = r.getheader("x-served-by")
-                with self.lock:
-                    if r.status == 200 and served in ("stable", "canary"):
-                        self.results.append((t0, served))
-                    else:
-                        self.failures.append((t0, f"status {r.status}, served by {served}"))
-                if not keep_alive or (r.getheader("connection") or "").lower() == "close":
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException) as e:
-                with self.lock:
-                    self.failures.append((t0, f"{type(e).__name__}: {e}"))
-                if conn is not None:
-                    conn.close()
-                conn = None
-            next_at += 1.0 / LOAD_PACE
-            self.stop.wait(max(0.0, next_at - time.monotonic()))
-        if conn is not None:
-            conn.close()
 
-    def halt(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=10)
-
-    def since(self, t: float) -> list[tuple[float, str]]:
-        with self.lock:
-            return [r for r in self.results if r[0] >= t]
-
-    def counts(self) -> dict[str, int]:
-        with self.lock:
-            out = {"stable": 0, "canary": 0}
-            for _, served in self.results:
-                out[served] += 1
-            return out
+def failed(load: Load) -> list[tuple[float, str]]:
+    """Connection errors, statuses other than 200 and wrong upstream names, with their start."""
+    bad = [(o.started, f"status {o.status}, served by {o.upstream}") for o in load.outcomes
+           if o.status != 200 or o.upstream not in ("stable", "canary")]
+    return sorted(bad + [(f.started, f.error) for f in load.failures])
 
 
 def split_of(key: str, group: str) -> float:
@@ -157,20 +108,20 @@ def split_of(key: str, group: str) -> float:
     return murmur3_x86_32(f"{group}:{key}".encode()) % 1_000_000 / 10_000
 
 
-def wait_for_requests(load: Load, since: float, n: int, timeout: float) -> list[tuple[float, str]]:
+def wait_for_requests(load: Load, since: float, n: int, timeout: float) -> list[Outcome]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        got = load.since(since)
+        got = answered(load, since)
         if len(got) >= n:
             return got[:n]
         time.sleep(0.2)
-    got = load.since(since)
+    got = answered(load, since)
     raise AssertionError(f"only {len(got)} of {n} requests answered within {timeout:.0f}s "
-                         f"({len(load.failures)} failures)")
+                         f"({len(failed(load))} failures)")
 
 
-def canary_share(results: list[tuple[float, str]]) -> float:
-    return sum(1 for _, s in results if s == "canary") / len(results)
+def canary_share(results: list[Outcome]) -> float:
+    return sum(1 for o in results if o.upstream == "canary") / len(results)
 
 
 def send_paced(port: int, seconds: float, rps: dict[str, float]) -> tuple[dict[str, int], float]:
@@ -370,8 +321,7 @@ def test_cockpit_in_a_browser(cockpit, request):
         assert page.find("#push").get_attribute("disabled") is not None, "nothing to push: disabled"
 
         # --- Steer: load from now on; the slider from 0 to 30 ---
-        load = Load(env.port)
-        load.start()
+        load = steer_load(env.port).start()
         t = time.monotonic()
         base_results = wait_for_requests(load, t, 300, timeout=30)
         assert canary_share(base_results) == 0.0, "rule 1 at 0 must send nobody to the canary"
@@ -445,10 +395,11 @@ def test_cockpit_in_a_browser(cockpit, request):
         assert canary_share(after) == 0.0, f"{canary_share(after):.2%} canary after the rollback"
         measured["rolled back"] = (0.0, len(after), 0.0)
 
-        load.halt()
-        assert not load.failures, f"{len(load.failures)} failed requests, first: {load.failures[:5]}"
+        load.stop()
+        failures = failed(load)
+        assert not failures, f"{len(failures)} failed requests, first: {failures[:5]}"
         # All the load's answers are on the page too, per color, exactly.
-        served = load.counts()
+        served = {c: sum(1 for o in answered(load) if o.upstream == c) for c in ("stable", "canary")}
         want = {c: want[c] + served[c] for c in want}
         page.until(f"the page's totals to reach {want} after the load",
                    lambda: {c: page.totals().get(c, 0) for c in want} == want, timeout=15)
@@ -501,10 +452,10 @@ def test_cockpit_in_a_browser(cockpit, request):
         print(f"\nwatch: sent {sent} in {took:.1f}s; rps readings {rps_seen}")
         for k, (s, n, sg) in measured.items():
             print(f"{k}: canary share {s:.2%} over {n} requests (σ {sg:.2%})")
-        print(f"load: {sum(served.values())} requests, {len(load.failures)} failed")
+        print(f"load: {sum(served.values())} requests, {len(failures)} failed")
     finally:
         if load is not None:
-            load.halt()
+            load.stop()
         page.quit()
 
 

@@ -18,68 +18,18 @@ rename it over the watched path (an atomic move, which the directory watch sees)
 
 from __future__ import annotations
 
-import http.client
-import json
-import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 
 from traffic_color_harness import envoy_config
 from traffic_color_harness.lds import LdsEnvoy
+from traffic_color_harness.load import Load
 
-PROBE = [("x-probe", "1")]
+PROBE = {"x-probe": "1"}
 HEADER_RULE = 'match {{ header["x-probe"] == "1" }} -> "{color}"\ndefault -> "stable"\n'
 DEBUG = "x-version-route-rule"
 IN_FORCE_WITHIN = 10.0  # seconds from the file move until every new answer has the new color
-
-
-@dataclass
-class Load:
-    """Threads sending requests back to back until stopped; every outcome is recorded."""
-
-    port: int
-    # (started, finished, color, status, upstream, keep-alive connection?)
-    results: list[tuple[float, float, str | None, int | None, str | None, bool]] = field(
-        default_factory=list)
-    errors: list[tuple[float, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def run(self, keep_alive: bool) -> None:
-        conn = None
-        while not self.stop.is_set():
-            t0 = time.monotonic()
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/", headers=dict(PROBE))
-                r = conn.getresponse()
-                body = r.read()
-                color = served = None
-                try:
-                    j = json.loads(body)
-                    color, served = j.get("x-version-route"), j.get("version")
-                except ValueError:
-                    pass
-                with self.lock:
-                    self.results.append((t0, time.monotonic(), color, r.status, served, keep_alive))
-                if not keep_alive or r.getheader("connection", "").lower() == "close":
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException) as e:
-                with self.lock:
-                    self.errors.append((t0, f"{type(e).__name__}: {e}"))
-                if conn is not None:
-                    conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
-
-    def since(self, t: float) -> list[tuple[float, float, str | None, int | None, str | None, bool]]:
-        with self.lock:
-            return [r for r in self.results if r[0] >= t]
 
 
 def wait_for_color(load: Load, since: float, color: str,
@@ -90,15 +40,15 @@ def wait_for_color(load: Load, since: float, color: str,
     while time.monotonic() < deadline:
         time.sleep(0.1)
         recent = load.since(since)
-        wrong = [r for r in recent if r[2] != color]
-        last_wrong = max((r[0] for r in wrong), default=since)
-        settled = [r for r in recent if r[0] > last_wrong]
-        if settled and settled[-1][0] - last_wrong >= 1.0:
-            lag = {keep: max((r[1] for r in wrong if r[5] == keep), default=since) - since
+        wrong = [r for r in recent if r.color != color]
+        last_wrong = max((r.started for r in wrong), default=since)
+        settled = [r for r in recent if r.started > last_wrong]
+        if settled and settled[-1].started - last_wrong >= 1.0:
+            lag = {keep: max((r.finished for r in wrong if r.keep_alive == keep), default=since) - since
                    for keep in (False, True)}
             return lag[False], lag[True]
     recent = load.since(since)
-    seen = sorted({str(r[2]) for r in recent})
+    seen = sorted({str(r.color) for r in recent})
     raise AssertionError(f"color {color!r} not in force {timeout}s after the push; saw {seen}")
 
 
@@ -107,7 +57,7 @@ def steady(load: Load, color: str, seconds: float) -> None:
     time.sleep(seconds)
     recent = load.since(t)
     assert recent, "no requests completed"
-    colors = {r[2] for r in recent}
+    colors = {r.color for r in recent}
     assert colors == {color}, f"expected only {color!r} after a rejected push, saw {colors}"
 
 
@@ -119,13 +69,8 @@ def lds_envoy(envoys):
 
 def test_pushes_under_load(lds_envoy, base_config):
     e = lds_envoy
-    load = Load(e.port)
-    threads = [threading.Thread(target=load.run, args=(keep,), daemon=True)
-               for keep in (True, True, False, False)]
-    for t in threads:
-        t.start()
     timeline = []
-    try:
+    with Load(e.port, headers=PROBE, keep_alive=(True, True, False, False)) as load:
         t0 = time.monotonic()
         wait_for_color(load, t0, "canary")
         rejected = e.stats().get("listener_manager.lds.update_rejected", 0)
@@ -159,21 +104,18 @@ def test_pushes_under_load(lds_envoy, base_config):
         invalid("no rules", "stable", {"rules": "# nothing\n"})
         invalid("1 MiB of junk", "stable", {"rules": "@" * (1 << 20)})
         valid("blue")
-    finally:
-        load.stop.set()
-        for t in threads:
-            t.join(10)
 
-    total = len(load.results)
-    bad = [r for r in load.results if r[3] != 200]
-    print(f"\nconfig pushes: {e.version - 1} pushes, {total} requests, {len(load.errors)} errors, "
+    results, errors = load.outcomes, load.failures
+    total = len(results)
+    bad = [r for r in results if r.status != 200]
+    print(f"\nconfig pushes: {e.version - 1} pushes, {total} requests, {len(errors)} errors, "
           f"{len(bad)} non-200\n  " + "\n  ".join(timeline))
     assert total > 200, f"the load generator barely ran: {total} requests"
-    assert load.errors == [], load.errors[:10]
+    assert errors == [], errors[:10]
     assert bad == [], bad[:10]
     # Every answer came from the upstream its color routes to (no stale or mixed routing).
-    for _, _, color, _, served, _ in load.results:
-        assert served == envoy_config.cluster_for(base_config, color), (color, served)
+    for r in results:
+        assert r.upstream == envoy_config.cluster_for(base_config, r.color), (r.color, r.upstream)
     assert e.envoy.proc.alive()
     # Each rejection told the operator why, in Envoy's log.
     log = e.envoy.log()
