@@ -20,7 +20,9 @@ Modules:
   istio        Istio's part, offline: manifests, its image fetcher, the Envoy config istiod builds
   release      Argo Rollouts' and Flagger's part, offline: analysis queries, controller checks, their routes
   prometheus   a real Prometheus on loopback (scrape, rules, HTTP API) and promtool
-  demo         `make demo`
+  cockpit      an Envoy on envoy/envoy-cockpit.yaml (the filter's config by ECDS from a file) and
+               `traffic-color cockpit` as a child process, with its API and events
+  demo         `make demo`: the tour, then the cockpit on the same Envoy
 
 Installed editable from the checkout (`make venv`: `pip install -e harness`).
 """
