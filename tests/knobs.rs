@@ -4,6 +4,8 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use traffic_color::config::FilterConfig;
@@ -91,62 +93,19 @@ proptest! {
     }
 }
 
-/// Pieces of programs, valid and not, for the robustness property.
-const PIECES: &[&str] = &[
-    "match",
-    "default",
-    "{",
-    "}",
-    "->",
-    "\"canary\"",
-    "\"stable\"",
-    "split(\"g\")",
-    "bucket(header[\"u\"], \"g\")",
-    "split(cookie[\"c\"], \"h\")",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "==",
-    "5",
-    "-0.5",
-    "100",
-    "1.2.3",
-    "&&",
-    "||",
-    "!",
-    "(",
-    ")",
-    "header[\"x\"]",
-    "token[\"a\"][\"b\"]",
-    "=~",
-    "\"^a.*b$\"",
-    "in",
-    "[\"a\", \"b\"]",
-    "\n",
-    "#",
-    "\"",
-    "é",
-    "path",
-    "source.ip",
-    "\"10.0.0.0/8\"",
-    "exists(query[\"q\"])",
-    "visitor",
-];
-
 proptest! {
     #![proptest_config(Config { cases: 256, ..Config::default() })]
 
     /// Whatever the text and numbers, every call of the page's API answers JSON.
     #[test]
     fn the_api_answers_json_for_any_input(
-        picks in proptest::collection::vec(0..PIECES.len(), 0..40),
+        picks in proptest::collection::vec(0..support::FRAGMENTS.len(), 0..40),
         index in -2.0..6.0f64,
         share in -10.0..110.0f64,
         n in -5.0..50.0f64,
     ) {
         use traffic_color::inspect::api;
-        let rules: Vec<&str> = picks.iter().map(|&i| PIECES[i]).collect();
+        let rules: Vec<&str> = picks.iter().map(|&i| support::FRAGMENTS[i]).collect();
         let rules = rules.join(" ");
         let config = serde_json::json!({ "rules": rules }).to_string();
         let json = |s: String| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| format!("{e}: {s}"));
