@@ -1,8 +1,8 @@
 //! Reading what the user points the tool at: a JSON config, or a bare rules file.
 
-use std::borrow::Cow;
 use std::path::Path;
-use traffic_color::config::{ConfigError, FilterConfig};
+use traffic_color::config::FilterConfig;
+use traffic_color::inspect::config_from_text;
 
 /// A config plus the text its rules came from (for diagnostics and explanations).
 pub struct Loaded {
@@ -20,17 +20,6 @@ pub fn read(path: &Path) -> Result<String, String> {
         return Ok(s);
     }
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// JSON when the file starts with `{` (a whole filter config), otherwise a rules program with
-/// the default config around it (claims from verified metadata).
-pub fn config_from_text(text: &str) -> Result<FilterConfig, ConfigError> {
-    FilterConfig::from_json(filter_json(text).as_bytes())
-}
-
-/// The JSON the filter would be given for this file: the file itself, or `{"rules": <file>}`.
-pub fn filter_json(text: &str) -> Cow<'_, str> {
-    traffic_color::inspect::filter_json(text)
 }
 
 pub fn load(path: &Path) -> Result<Loaded, String> {

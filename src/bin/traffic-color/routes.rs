@@ -434,7 +434,7 @@ fn load_rules(path: &Path, header: Option<&str>) -> Result<Option<Rules>, String
             }),
         )
     };
-    let config: FilterConfig = match load::config_from_text(&config_text) {
+    let config: FilterConfig = match traffic_color::inspect::config_from_text(&config_text) {
         Ok(c) => c,
         Err(e) => {
             println!("{file}: {e}");

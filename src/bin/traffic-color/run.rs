@@ -144,7 +144,7 @@ fn check(files: &[PathBuf], quiet: bool) -> Result<ExitCode, String> {
     let mut failed = false;
     for f in files {
         let text = load::read(f)?;
-        let json = load::filter_json(&text);
+        let json = traffic_color::inspect::filter_json(&text);
         match FilterConfig::from_json(json.as_bytes()) {
             Ok(c) => {
                 if !quiet {

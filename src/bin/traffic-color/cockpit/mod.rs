@@ -624,6 +624,8 @@ impl Cockpit {
         // Before the first good read the numbers are zeros, not missing: the page draws one shape.
         let mut last_body = sources::Window::default().stats().0;
         let mut last_hash: Option<String> = None;
+        // The rules of the config in force, compiled again only when that config changes.
+        let mut rule_keys: (String, Option<Vec<RuleKey>>) = (String::new(), None);
         loop {
             let started = Instant::now();
             let at = now();
@@ -647,8 +649,11 @@ impl Cockpit {
             });
             let mut event = last_body.clone();
             let config = lock(&self.state).config.clone();
-            if let Some(rows) = event.get_mut("rules") {
-                *rows = every_rule(&config, rows);
+            if rule_keys.0 != config {
+                rule_keys = (config.clone(), program_rules(&config));
+            }
+            if let (Some(rows), Some(keys)) = (event.get_mut("rules"), &rule_keys.1) {
+                *rows = every_rule(keys, rows);
             }
             event.insert("at".into(), json!(at));
             event.insert("stale".into(), json!(stale));
@@ -664,16 +669,14 @@ impl Cockpit {
     }
 }
 
-/// The per-rule rows for every rule of the config in force, in program order (a rule nothing hit
-/// yet has a zero row, which Envoy's `usedonly` stats leave out), then rows of rules the config
-/// no longer has (a previous config's counters).
-fn every_rule(config: &str, rows: &Value) -> Value {
-    let rows: Vec<Value> = rows.as_array().cloned().unwrap_or_default();
-    let Ok(compiled) = traffic_color::config::FilterConfig::from_json(config.as_bytes()) else {
-        return Value::Array(rows);
-    };
+/// A per-rule row's identity: the rule's number (or `default`) and its name.
+type RuleKey = (String, Option<String>);
+
+/// Every rule of a config, in program order; `None` when it does not compile.
+fn program_rules(config: &str) -> Option<Vec<RuleKey>> {
+    let compiled = traffic_color::config::FilterConfig::from_json(config.as_bytes()).ok()?;
     let program = &compiled.program;
-    let mut keys: Vec<(String, Option<String>)> = program
+    let mut keys: Vec<RuleKey> = program
         .rules
         .iter()
         .enumerate()
@@ -682,7 +685,15 @@ fn every_rule(config: &str, rows: &Value) -> Value {
     if program.default.is_some() {
         keys.push(("default".to_string(), None));
     }
-    let key_of = |row: &Value| {
+    Some(keys)
+}
+
+/// The per-rule rows for every rule of the config in force, in program order (a rule nothing hit
+/// yet has a zero row, which Envoy's `usedonly` stats leave out), then rows of rules the config
+/// no longer has (a previous config's counters).
+fn every_rule(keys: &[RuleKey], rows: &Value) -> Value {
+    let rows: Vec<Value> = rows.as_array().cloned().unwrap_or_default();
+    let key_of = |row: &Value| -> RuleKey {
         (
             row.get("rule")
                 .and_then(Value::as_str)
@@ -820,7 +831,7 @@ mod tests {
             {"rule": "2", "name": null, "per_s": 1.0, "total": 3},
             {"rule": "4", "name": "gone", "per_s": 0.0, "total": 9},
         ]);
-        let rows = every_rule(config, &seen);
+        let rows = every_rule(&program_rules(config).unwrap(), &seen);
         let keys: Vec<(String, Value, u64)> = rows
             .as_array()
             .unwrap()
@@ -842,7 +853,7 @@ mod tests {
                 ("4".to_string(), json!("gone"), 9),
             ]
         );
-        // A config that does not compile leaves the rows as they came.
-        assert_eq!(every_rule("{", &seen), seen);
+        // A config that does not compile has no rule list (the rows then go out as they came).
+        assert_eq!(program_rules("{"), None);
     }
 }
