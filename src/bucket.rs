@@ -25,14 +25,23 @@ pub(crate) fn split_of_prefixed(prefix: &str, key: &str) -> f64 {
     split_of(prefix.as_bytes().chain(key.as_bytes()))
 }
 
-fn split_of(mut bytes: impl Read) -> f64 {
-    let ppm = murmur3::murmur3_32(&mut bytes, 0).unwrap_or(0) % 1_000_000;
+/// How many values a split takes, all equally likely: parts per million.
+pub const SPLIT_VALUES: u32 = 1_000_000;
+/// How many values a bucket takes, all equally likely: 1..=100.
+pub const BUCKET_VALUES: u32 = 100;
+
+/// The split value of `ppm` parts per million, as rules compare it.
+pub fn split_value(ppm: u32) -> f64 {
     f64::from(ppm) / 10_000.0
+}
+
+fn split_of(mut bytes: impl Read) -> f64 {
+    split_value(murmur3::murmur3_32(&mut bytes, 0).unwrap_or(0) % SPLIT_VALUES)
 }
 
 fn bucket_of(mut bytes: impl Read) -> u32 {
     // Reading from byte slices cannot fail; 0 keeps the function total anyway.
-    murmur3::murmur3_32(&mut bytes, 0).unwrap_or(0) % 100 + 1
+    murmur3::murmur3_32(&mut bytes, 0).unwrap_or(0) % BUCKET_VALUES + 1
 }
 
 pub fn murmur3_x86_32(bytes: &[u8]) -> u32 {

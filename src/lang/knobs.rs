@@ -56,15 +56,14 @@ impl Function {
     /// as the evaluator sees it.
     fn grid(self) -> u32 {
         match self {
-            Function::Split => 1_000_000,
-            Function::Bucket => 100,
+            Function::Split => crate::bucket::SPLIT_VALUES,
+            Function::Bucket => crate::bucket::BUCKET_VALUES,
         }
     }
 
     fn value(self, i: u32) -> f64 {
         match self {
-            // As `bucket::split_of` computes it: parts per million over 10,000.
-            Function::Split => f64::from(i) / 10_000.0,
+            Function::Split => crate::bucket::split_value(i),
             Function::Bucket => f64::from(i + 1),
         }
     }
@@ -115,7 +114,8 @@ fn selected(function: Function, order: Order, bound: f64) -> u32 {
 fn share_of(function: Function, order: Order, bound: f64) -> f64 {
     let count = selected(function, order, bound);
     match function {
-        Function::Split => f64::from(count) / 10_000.0,
+        // A count of parts per million is a percentage the way a split value is.
+        Function::Split => crate::bucket::split_value(count),
         Function::Bucket => f64::from(count),
     }
 }
