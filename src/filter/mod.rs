@@ -8,7 +8,7 @@ mod host;
 use crate::config::{ClaimTrust, FilterConfig};
 use crate::config_hash;
 use crate::lang::eval::DecidedBy;
-use crate::metrics::{self, Kind, Update};
+use crate::metrics::{self, Kind, Tally, Update};
 use crate::outcome::Outcome;
 use crate::request::RequestSource;
 use crate::request::header_map::HeaderMap;
@@ -18,7 +18,7 @@ use log::{debug, error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 use std::borrow::Cow;
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 proxy_wasm::main! {{
@@ -78,8 +78,13 @@ fn follow_host_log_level() {
     log::set_max_level(filter);
 }
 
-/// How often the root context re-reads the host's log level.
-const LOG_LEVEL_REFRESH_MS: u32 = 1000;
+/// How often the root context re-reads the host's log level and hands the counters' pending
+/// sums to the host: a scrape sees a request's counts at most this late.
+const TICK_MS: u32 = 1000;
+
+/// A request that finds counts waiting longer than this hands them to the host itself: the root
+/// context that should have done it on its tick is gone (see [`Active::settle`]).
+const OVERDUE_NS: u64 = 3 * TICK_MS as u64 * 1_000_000;
 
 struct FilterRoot {
     active: Option<Rc<Active>>,
@@ -118,6 +123,64 @@ struct Active {
     bulk_headers: bool,
     /// Decoded tokens of this worker's recent requests (`jwt.trust: unverified`).
     tokens: TokenCache,
+    /// This worker's counter increments since the root context last handed them to the host.
+    tally: RefCell<Tally>,
+    /// Whether the root context that flushes `tally` on its tick still runs this config. A
+    /// stream outlives its root when a config replaces it (Envoy lets open streams finish under
+    /// the old plugin); such a stream then flushes its own counts.
+    root_alive: Cell<bool>,
+}
+
+impl Active {
+    fn count(&self, id: u32) {
+        match self.tally.try_borrow_mut() {
+            Ok(mut tally) => tally.add(id),
+            Err(_) => {
+                let _ = host::increment(id);
+            }
+        }
+    }
+
+    /// Hands the pending sums to the host; `now` is the proxy's clock, if read.
+    fn flush(&self, now: Option<u64>) {
+        let sums = match self.tally.try_borrow_mut() {
+            Ok(mut tally) if !tally.is_empty() => tally.take(now),
+            _ => return,
+        };
+        for (id, n) in sums {
+            let _ = host::add(id, n);
+        }
+    }
+
+    /// After a request counted: flushes at once if no root context will. Besides a root that
+    /// was told it is done, a root may be dropped without being told (see [`FilterRoot::mark`]),
+    /// so counts older than [`OVERDUE_NS`] are flushed too; `now` is a clock reading the request
+    /// made anyway.
+    fn settle(&self, now: Option<u64>) {
+        let due = match self.tally.try_borrow_mut() {
+            Ok(mut tally) => {
+                !tally.is_empty() && (!self.root_alive.get() || tally.overdue(now, OVERDUE_NS))
+            }
+            Err(_) => false,
+        };
+        if due {
+            self.flush(now);
+        }
+    }
+
+    /// The root context no longer runs this config: hands over what is pending, and leaves
+    /// the streams still holding it to flush their own counts.
+    fn retire(&self) {
+        self.root_alive.set(false);
+        self.flush(None);
+    }
+}
+
+/// The last holder (a root, or the last stream of a retired config) hands over what is left.
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.flush(None);
+    }
 }
 
 fn bump_new(name: &str) {
@@ -130,6 +193,9 @@ impl Context for FilterRoot {
     /// The host is tearing this plugin down (a config replaced it, or Envoy is stopping).
     fn on_done(&mut self) -> bool {
         self.mark(None);
+        if let Some(active) = &self.active {
+            active.retire();
+        }
         true
     }
 }
@@ -137,12 +203,15 @@ impl Context for FilterRoot {
 impl RootContext for FilterRoot {
     fn on_vm_start(&mut self, _size: usize) -> bool {
         follow_host_log_level();
-        let _ = host::set_tick_period(LOG_LEVEL_REFRESH_MS);
+        let _ = host::set_tick_period(TICK_MS);
         true
     }
 
     fn on_tick(&mut self) {
         follow_host_log_level();
+        if let Some(active) = &self.active {
+            active.flush(host::now_nanos().ok());
+        }
         if let Some(info) = self.info {
             let _ = host::record(info, 1);
         }
@@ -194,11 +263,16 @@ impl RootContext for FilterRoot {
             );
         }
         let bulk_headers = bulk_headers(&config);
+        if let Some(old) = self.active.take() {
+            old.retire();
+        }
         self.active = Some(Rc::new(Active {
             config,
             counters,
             bulk_headers,
             tokens: TokenCache::new(),
+            tally: RefCell::new(Tally::default()),
+            root_alive: Cell::new(true),
         }));
         true
     }
@@ -242,9 +316,9 @@ struct FilterStream {
 
 impl Context for FilterStream {}
 
-/// The verdict's writes, through the host.
+/// The verdict's writes, through the host; counts wait in the VM for the next flush.
 struct HostWrites<'a> {
-    counters: &'a metrics::Ids,
+    active: &'a Active,
 }
 
 impl Proxy for HostWrites<'_> {
@@ -253,8 +327,8 @@ impl Proxy for HostWrites<'_> {
     }
 
     fn count(&mut self, counter: Counter<'_>) {
-        if let Some(id) = self.counters.of(counter) {
-            let _ = host::increment(id);
+        if let Some(id) = self.active.counters.of(counter) {
+            self.active.count(id);
         }
     }
 
@@ -273,12 +347,11 @@ impl HttpContext for FilterStream {
         self.decided = verdict.decided;
         self.set_cookie = verdict.set_cookie(config);
         self.slot = active.counters.slot(verdict.color);
-        let mut writes = HostWrites {
-            counters: &active.counters,
-        };
+        let mut writes = HostWrites { active: &active };
         if let Err(e) = verdict.apply(config, &mut writes) {
             warn!("#{} cannot set {}: status {}", self.id, e.header, e.status);
         }
+        active.settle(self.started);
         if verdict.baggage_full {
             debug!(
                 "#{} baggage is full: forwarded without a color member",
@@ -324,13 +397,17 @@ impl HttpContext for FilterStream {
             return;
         };
         let code = host::property_at("response\0code").ok().flatten();
-        let outcome = Outcome::new(code.as_deref(), self.started, host::now_nanos().ok());
+        let now = host::now_nanos().ok();
+        let outcome = Outcome::new(code.as_deref(), self.started, now);
         for update in self.active.counters.outcome(slot, &outcome) {
-            let _ = match update {
-                Update::Increment(id) => host::increment(id),
-                Update::Record(id, value) => host::record(id, value),
-            };
+            match update {
+                Update::Increment(id) => self.active.count(id),
+                Update::Record(id, value) => {
+                    let _ = host::record(id, value);
+                }
+            }
         }
+        self.active.settle(now);
         debug!(
             "#{} outcome: {} in {} ms",
             self.id,
