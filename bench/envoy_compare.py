@@ -7,7 +7,8 @@ at saturation (the measure `make bench` reports), without the whole benchmark.
 Variants: A (no filter), and the 20 rules (C) and the one rule (D) with each module. Envoy runs
 with one worker pinned to CPU 0 and wrk on CPU 1, as in `make bench`; the variants alternate
 for `--rounds` rounds and the medians are printed, with (C − A) and (D − A): what each module
-adds over no filter.
+adds over no filter. `--minimal` adds the minimal one-rule filter (M, the floor; bench/builds.py
+builds it at target/bench-build/minimal_filter.wasm) and prints (D − A)/(M − A) for each module.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", required=True, type=Path)
     ap.add_argument("--after", required=True, type=Path)
+    ap.add_argument("--minimal", type=Path, help="the minimal filter's module: adds variant M")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--one-rule-only", action="store_true", help="leave out the 20 rules (C)")
     ap.add_argument("--seconds", type=float, default=6)
     args = ap.parse_args()
 
@@ -40,9 +43,12 @@ def main() -> int:
     rules = workload.RULES_TC.read_text(encoding="utf-8")
     variants = {"A": []}
     for label, wasm in (("before", args.before), ("after", args.after)):
-        variants[f"C {label}"] = [workload.wasm_filter(wasm, workload.filter_config(rules), f"c_{label}")]
+        if not args.one_rule_only:
+            variants[f"C {label}"] = [workload.wasm_filter(wasm, workload.filter_config(rules), f"c_{label}")]
         variants[f"D {label}"] = [workload.wasm_filter(wasm, workload.filter_config(workload.ONE_RULE),
                                                        f"d_{label}")]
+    if args.minimal:
+        variants["M"] = [workload.wasm_filter(args.minimal, None, "m")]
     results: dict[str, list[float]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
@@ -68,9 +74,20 @@ def main() -> int:
     for k, v in results.items():
         over = "" if k == "A" else f"{med[k] - med['A']:+.2f}"
         print(f"| {k} | {med[k]:.2f} | {', '.join(f'{x:.1f}' for x in v)} | {over} |")
+    # Each round's variants run back to back, so a round's (X − A) is less exposed to a slow or
+    # fast spell of a shared machine than the difference of medians taken over all rounds.
+    print("\nper round, over that round's A: " + "; ".join(
+        f"{k} " + ", ".join(f"{x - y:+.1f}" for x, y in zip(v, results["A"]))
+        for k, v in results.items() if k != "A"))
     for v in ("C", "D"):
+        if f"{v} before" not in med:
+            continue
         b, a = med[f"{v} before"] - med["A"], med[f"{v} after"] - med["A"]
         print(f"\n{v}: adds {b:.2f} µs over no filter before, {a:.2f} after ({a / b:.2f}×)")
+    if "M" in med:
+        m = med["M"] - med["A"]
+        for label in ("before", "after"):
+            print(f"\n(D − A)/(M − A) {label}: {(med[f'D {label}'] - med['A']) / m:.2f}")
     return 0
 
 

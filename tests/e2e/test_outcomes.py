@@ -119,8 +119,14 @@ def outcomes(envoys):
     per_color = {c: [d for _, _, _, col, _, d in MIX if col == c] for c in COLORS}
     per_color["stable"].append(int(LEAVE_AFTER_S * 1000))
     want = {c: len(v) for c, v in per_color.items()}
+    responses = sum(1 for *_, cls, _ in MIX if cls in CLASSES)
+    # Histograms reach the scrape at Envoy's stats flush, counters when the filter hands them
+    # over on its 1 s tick: wait for both.
     s = metrics.scrape_until(envoy.admin_port, lambda s: all(
-        s.value(f"{DURATION}_count", color=c) >= want[c] for c in COLORS))
+        s.value(f"{DURATION}_count", color=c) >= want[c]
+        and s.value("traffic_color_requests_total", color=c) >= want[c] for c in COLORS)
+        and sum(s.value("traffic_color_responses_total", color=c, **{"class": k})
+                for c in COLORS for k in CLASSES) >= responses)
     return envoy, before, s, per_color
 
 

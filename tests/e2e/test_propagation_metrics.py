@@ -7,6 +7,7 @@ The metrics test sends a known mix of requests to a fresh Envoy and requires the
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -69,6 +70,10 @@ def test_edge_does_not_keep_a_client_color(edge):
     assert received(r, "baggage") == ["traffic-color=stable"]
 
 
+# The filter's tick is 1 s; a loaded machine may run it late.
+COUNTS_WAIT_S = 3.0
+
+
 def prometheus(envoy) -> dict[str, float]:
     status, body = envoy.admin("/stats/prometheus")
     assert status == 200
@@ -91,7 +96,15 @@ def test_metrics_match_the_request_mix_exactly(envoys):
     for headers, color in mix:
         r = request(envoy.port, "GET", "/", headers)
         assert (r.status, r.json["x-version-route"]) == (200, color)
-    m = prometheus(envoy)
+    # The filter hands its counts to Envoy once a second (on its root context's tick), so they
+    # may show up to a second after the last response.
+    deadline = time.monotonic() + COUNTS_WAIT_S
+    while True:
+        m = prometheus(envoy)
+        total = sum(v for k, v in m.items() if k.startswith("traffic_color_requests_total{"))
+        if total >= len(mix) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert m['traffic_color_requests_total{color="canary"}'] == 7
     assert m['traffic_color_requests_total{color="blue"}'] == 3
     assert m['traffic_color_requests_total{color="stable"}'] == 7
