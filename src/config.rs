@@ -36,6 +36,8 @@ struct RawConfig {
     visitor: Option<RawVisitor>,
     #[serde(default)]
     filter_state: bool,
+    #[serde(default)]
+    outcome_metrics: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -327,6 +329,11 @@ pub struct FilterConfig {
     /// Publish the color and what decided in Envoy's filter state, for access logs and other
     /// filters (`wasm.traffic_color.color`, `wasm.traffic_color.decided`).
     pub filter_state: bool,
+    /// Count each colored request's response class and record its duration (issue 13's
+    /// outcome metrics). Off by default: reading the response's status makes Envoy call back
+    /// into the module to hand it over, which alone costs more per request than everything
+    /// else a one-rule program does beyond a minimal filter (BENCHMARKS.md, "Outcome metrics").
+    pub outcome_metrics: bool,
 }
 
 /// A line and column (1-based) in the JSON config.
@@ -596,6 +603,7 @@ impl FilterConfig {
             rules: raw.rules,
             visitor,
             filter_state: raw.filter_state,
+            outcome_metrics: raw.outcome_metrics,
         })
     }
 }

@@ -84,7 +84,8 @@ pub struct Names {
     pub unmatched: String,
     pub stripped: String,
     pub kept: String,
-    /// Per color, in the order of `colors`.
+    /// Per color, in the order of `colors`; none unless the config turns `outcome_metrics` on,
+    /// so that a scrape shows no outcome series rather than zeros that look like no traffic.
     pub outcomes: Vec<OutcomeNames>,
 }
 
@@ -105,7 +106,7 @@ pub fn config_info(hash: &str) -> String {
 pub const UNSET: &str = "unset";
 
 impl Names {
-    pub fn for_program(program: &Program) -> Names {
+    pub fn for_program(program: &Program, outcomes: bool) -> Names {
         let mut tags: Vec<String> = Vec::new();
         for tag in program
             .rules
@@ -120,6 +121,7 @@ impl Names {
         tags.push(UNSET.to_string());
         let outcomes = tags
             .iter()
+            .filter(|_| outcomes)
             .map(|t| OutcomeNames {
                 responses: StatusClass::ALL
                     .map(|c| stat("responses_total", &[("color", t), ("class", c.label())])),
@@ -328,7 +330,7 @@ mod tests {
             "match { path == \"/a\" } -> \"canary\"\nmatch \"bees\" { path == \"/b\" } -> \"blue\"\nmatch { path == \"/c\" } -> \"canary\"\ndefault -> \"stable\"",
         )
         .unwrap();
-        let n = Names::for_program(&p);
+        let n = Names::for_program(&p, true);
         let colors: Vec<&str> = n.colors.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(colors, ["canary", "blue", "stable", "unset"]);
         assert_eq!(
@@ -369,7 +371,7 @@ mod tests {
             "match { path == \"/a\" } -> \"canary\"\nmatch { path == \"/b\" } -> \"blue\"\ndefault -> \"stable\"",
         )
         .unwrap();
-        let names = Names::for_program(&p);
+        let names = Names::for_program(&p, true);
         let mut defined = Vec::new();
         let ids = Ids::define(&names, |kind, n| {
             defined.push((kind, n.to_string()));
@@ -429,7 +431,7 @@ mod tests {
         let p =
             crate::lang::compile("match { path == \"/a\" } -> \"canary\"\ndefault -> \"stable\"")
                 .unwrap();
-        let names = Names::for_program(&p);
+        let names = Names::for_program(&p, true);
         let mut defined = Vec::new();
         let ids = Ids::define(&names, |_, n| {
             defined.push(n.to_string());
@@ -484,13 +486,38 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn without_outcome_metrics_no_outcome_is_defined_or_recorded() {
+        let p =
+            crate::lang::compile("match { path == \"/a\" } -> \"canary\"\ndefault -> \"stable\"")
+                .unwrap();
+        let names = Names::for_program(&p, false);
+        assert!(names.outcomes.is_empty());
+        assert_eq!(names.colors.len(), 3);
+        let mut kinds = Vec::new();
+        let ids = Ids::define(&names, |kind, _| {
+            kinds.push(kind);
+            u32::try_from(kinds.len()).ok()
+        })
+        .unwrap();
+        assert!(kinds.iter().all(|k| *k == Kind::Counter), "{kinds:?}");
+        // colors (3), rules (1 and default), unmatched, stripped, kept
+        assert_eq!(kinds.len(), 3 + 2 + 3);
+        let done = Outcome {
+            class: Some(StatusClass::ServerError),
+            duration_ms: Some(5),
+        };
+        let slot = ids.slot(p.default.as_ref()).unwrap();
+        assert_eq!(ids.outcome(slot, &done).count(), 0);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn labels_use_the_regexes_istio_generates() {
         for (tag, regex) in STATS_TAGS {
             assert_eq!(*regex, format!(r"({tag}=\.=(.*?);\.;)"));
         }
         // Every label a name carries has its regex.
         let p = crate::lang::compile("match \"n\" { path == \"/a\" } -> \"canary\"").unwrap();
-        let names = Names::for_program(&p);
+        let names = Names::for_program(&p, true);
         let all = names
             .colors
             .iter()

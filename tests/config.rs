@@ -259,6 +259,26 @@ fn keep_and_baggage() {
     assert!(err.contains("invalid type"), "{err}");
 }
 
+/// Outcome metrics cost a status read per request, so they are off unless asked for; a value
+/// that is not a boolean refuses the whole config, with where it is.
+#[wasm_bindgen_test(unsupported = test)]
+fn outcome_metrics_are_opt_in() {
+    assert!(
+        !load(r#"{"rules": "default -> \"s\""}"#)
+            .unwrap()
+            .outcome_metrics
+    );
+    let c = load(r#"{"rules": "default -> \"s\"", "outcome_metrics": true}"#).unwrap();
+    assert!(c.outcome_metrics);
+    let err = load("{\"rules\": \"default -> \\\"s\\\"\",\n \"outcome_metrics\": \"on\"}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("invalid type") && err.contains("line 2"),
+        "{err}"
+    );
+}
+
 /// `visitor` settings a browser would refuse are config errors with their position; rules that
 /// read `visitor` need the key, and say where they read it.
 #[wasm_bindgen_test(unsupported = test)]

@@ -233,7 +233,7 @@ impl RootContext for FilterRoot {
                 return false;
             }
         };
-        let names = metrics::Names::for_program(&config.program);
+        let names = metrics::Names::for_program(&config.program, config.outcome_metrics);
         let Some(counters) =
             metrics::Ids::define(&names, |kind, n| host::define_metric(kind, n).ok())
         else {
@@ -307,8 +307,9 @@ struct FilterStream {
     decided: Decided,
     /// A minted visitor id's cookie, for the response.
     set_cookie: Option<String>,
-    /// The color's slot in the outcome metrics, once the request has one; a stream whose request
-    /// headers never reached this filter (an earlier filter answered) is not counted.
+    /// The color's slot in the outcome metrics, once the request has one and the config counts
+    /// outcomes; a stream whose request headers never reached this filter (an earlier filter
+    /// answered) is not counted.
     slot: Option<usize>,
     /// The proxy's clock when the request headers reached this filter (see [`Outcome`]).
     started: Option<u64>,
@@ -339,14 +340,20 @@ impl Proxy for HostWrites<'_> {
 
 impl HttpContext for FilterStream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.started = host::now_nanos().ok();
         let active = Rc::clone(&self.active);
         let config = &active.config;
+        if config.outcome_metrics {
+            self.started = host::now_nanos().ok();
+        }
         let request = HostRequest::new(active.bulk_headers);
         let verdict = Verdict::for_request(config, &request, Some(&active.tokens));
         self.decided = verdict.decided;
         self.set_cookie = verdict.set_cookie(config);
-        self.slot = active.counters.slot(verdict.color);
+        self.slot = if config.outcome_metrics {
+            active.counters.slot(verdict.color)
+        } else {
+            None
+        };
         let mut writes = HostWrites { active: &active };
         if let Err(e) = verdict.apply(config, &mut writes) {
             warn!("#{} cannot set {}: status {}", self.id, e.header, e.status);

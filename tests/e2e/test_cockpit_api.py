@@ -37,7 +37,8 @@ from traffic_color_harness.repo import ISTIO_DIR
 
 PROBE = {"x-probe": "1"}
 HEADER_RULE = 'match {{ header["x-probe"] == "1" }} -> "{color}"\ndefault -> "stable"\n'
-START = {"rules": HEADER_RULE.format(color="stable"), "debug_header": "x-version-route-rule"}
+START = {"rules": HEADER_RULE.format(color="stable"), "debug_header": "x-version-route-rule",
+         "outcome_metrics": True}
 
 
 @pytest.fixture
@@ -118,7 +119,8 @@ def test_live_stats_match_the_traffic(cockpit, cockpit_envoy):
     assert send(e.port, 30, PROBE) == ["stable"] * 30  # rule 1 -> stable
     assert send(e.port, 50, {}) == ["stable"] * 50     # default
     # The same config, pushed: rule 1 now says canary; 20 more probes.
-    status, body = cockpit.post("/api/push", {"rules": HEADER_RULE.format(color="canary")})
+    status, body = cockpit.post("/api/push", {"rules": HEADER_RULE.format(color="canary"),
+                                              "outcome_metrics": True})
     assert status == 200, body
     assert send(e.port, 20, PROBE) == ["canary"] * 20
 

@@ -38,15 +38,21 @@ ONE_RULE = 'match { header["x-canary"] == "true" } -> "canary"\ndefault -> "stab
 
 
 def test_one_header_rule_reads_each_header_once(wasm, tmp_path):
-    """The color header (absent) and the rule's header: one read each, one write, no log line
-    (Envoy's default level drops debug), no route-cache call, and no counter: counts wait in
-    the VM for the root context's tick (this host never ticks)."""
+    """The color header (absent) and the rule's header: one read each, one write, and nothing
+    else: no log line (Envoy's default level drops debug), no route-cache call, no counter
+    (counts wait in the VM for the root context's tick, which this host never sends), and with
+    outcome metrics off no clock and no status read."""
     c = calls(wasm, tmp_path, ONE_RULE, BASE, "stable")
-    assert c.get("proxy_get_header_map_value") == 2
-    assert c.get("proxy_replace_header_map_value") == 1
-    for name in ("proxy_remove_header_map_value", "proxy_log", "proxy_call_foreign_function",
-                 "proxy_get_header_map_pairs", "proxy_increment_metric"):
-        assert name not in c, c
+    assert c == {"proxy_get_header_map_value": 2, "proxy_replace_header_map_value": 1}, c
+
+
+def test_outcome_metrics_read_the_status_and_the_clock(wasm, tmp_path):
+    """On, they cost a clock reading with the request and, when the stream ends, the status,
+    a second clock reading and a histogram sample; the response's counter waits in the VM."""
+    c = calls(wasm, tmp_path, ONE_RULE, BASE, "stable", outcome_metrics=True)
+    assert c == {"proxy_get_header_map_value": 2, "proxy_replace_header_map_value": 1,
+                 "proxy_get_current_time_nanoseconds": 2, "proxy_get_property": 1,
+                 "proxy_record_metric": 1}, c
 
 
 def test_a_client_color_is_replaced_in_one_call(wasm, tmp_path):

@@ -46,7 +46,7 @@ def test_istio_generates_the_regexes_envoy_yaml_carries():
 
 @pytest.fixture(scope="module")
 def istio_envoy(envoys):
-    cfg = envoys.render(config={"rules": RULES})
+    cfg = envoys.render(config={"rules": RULES, "outcome_metrics": True})
     cfg["stats_config"] = istio_stats.stats_config(istio_stats.gateway_values(LABELS, BUCKETS))
     cfg["stats_flush_interval"] = "1s"
     return envoys.start_rendered(cfg, "istio-stats")
@@ -99,7 +99,7 @@ def test_labelled_series_with_istios_stats_config(istio_envoy, cli, tmp_path):
 def test_without_the_tags_the_labels_fold_into_the_name(envoys):
     """Plain Envoy with none of the regexes (Istio without extraStatTags): the metrics are
     there, the labels part of the name."""
-    cfg = envoys.render(config={"rules": RULES})
+    cfg = envoys.render(config={"rules": RULES, "outcome_metrics": True})
     cfg["stats_config"] = istio_stats.stats_config(istio_stats.gateway_values([]))
     envoy = envoys.start_rendered(cfg, "istio-stats-bare")
     assert request(envoy.port, "GET", "/", [["x-canary", "true"]]).status == 200

@@ -107,7 +107,7 @@ def check_histogram(s: metrics.Samples, color: str, delays: list[int]) -> None:
 @pytest.fixture(scope="module")
 def outcomes(envoys):
     """An Envoy that has served MIX and one client that left early, and its scrape."""
-    cfg = with_dead_cluster(envoys.render(config={"rules": RULES}))
+    cfg = with_dead_cluster(envoys.render(config={"rules": RULES, "outcome_metrics": True}))
     envoy = envoys.start_rendered(cfg, "outcomes")
     before = metrics.scrape(envoy.admin_port)
     for path, headers, status, color, _, _ in MIX:
@@ -136,6 +136,19 @@ def test_every_series_exists_before_any_request(outcomes):
         for cls in CLASSES:
             assert before.get_sample("traffic_color_responses_total", **{"color": color, "class": cls}) == 0, \
                 (color, cls, before.series("traffic_color_responses_total"))
+
+
+def test_without_outcome_metrics_there_are_no_outcome_series_and_no_status_reads(envoys):
+    """Off by default: the colors are counted, the outcomes are not defined at all (so a
+    dashboard shows "no data", not zeros that look like no traffic)."""
+    envoy = envoys.start_rendered(envoys.render(config={"rules": RULES}), "outcomes-off")
+    for path, headers, status, color, _, _ in MIX[:6]:
+        assert request(envoy.port, "GET", path, headers).status == status
+    s = metrics.scrape_until(envoy.admin_port, lambda s: sum(
+        s.value("traffic_color_requests_total", color=c) for c in COLORS) >= 6)
+    assert sum(s.value("traffic_color_requests_total", color=c) for c in COLORS) == 6
+    assert not s.series("traffic_color_responses_total"), s.series("traffic_color_responses_total")
+    assert not s.series(DURATION + "_count"), s.series(DURATION + "_count")
 
 
 def test_responses_by_color_and_class_match_the_mix_exactly(outcomes):
@@ -235,3 +248,34 @@ def test_a_push_moves_config_info_to_the_new_hash(envoys, cli, tmp_path):
             zero_since = t
         else:
             assert t - zero_since < 1.6, f"config_info{{hash={new}}} at {v} for {t - zero_since:.1f}s"
+
+
+def test_every_request_is_counted_once_across_a_push(envoys):
+    """Counts wait in each VM for its 1 s tick, and a push hands the listener to a new filter
+    config while the old one drains and is torn down: whatever was pending then must still
+    reach Envoy, once, under the color that request got."""
+    lds = LdsEnvoy(envoys, "count-push", {"rules": 'default -> "stable"'})
+    seen = {"stable": 0, "canary": 0}
+
+    def send() -> str:
+        r = request(lds.envoy.port, "GET", "/", [])
+        assert r.status == 200
+        color = r.json["x-version-route"]
+        seen[color] += 1
+        return color
+
+    for _ in range(40):
+        send()
+    lds.push({"rules": 'default -> "canary"'})
+    deadline = time.monotonic() + 30
+    while send() != "canary":
+        assert time.monotonic() < deadline, "the pushed config never served"
+    for _ in range(40):
+        assert send() == "canary"
+    s = metrics.scrape_until(lds.envoy.admin_port, lambda s: all(
+        s.value("traffic_color_requests_total", color=c) >= n for c, n in seen.items()), timeout=30)
+    # Past the drain time and a few ticks: nothing more arrives, nothing was counted twice.
+    time.sleep(4)
+    s = metrics.scrape(lds.envoy.admin_port)
+    assert {c: s.value("traffic_color_requests_total", color=c) for c in seen} == seen
+    assert s.value("traffic_color_rule_hits_total", rule="default") == sum(seen.values())

@@ -80,6 +80,11 @@ pub struct WasmPluginArgs {
     /// pluginConfig.jwt.trust; default (key left out): verified
     #[arg(long, value_enum)]
     jwt_trust: Option<JwtTrust>,
+    /// pluginConfig.outcome_metrics: count responses by class and durations per color, which
+    /// the release analyses (Argo Rollouts, Flagger) and the cockpit's error ratio and p95 read;
+    /// costs a status read per request
+    #[arg(long)]
+    outcome_metrics: bool,
     /// pluginConfig.debug_header (tells clients which rule decided: not for production)
     #[arg(long, value_name = "NAME")]
     debug_header: Option<String>,
@@ -271,6 +276,7 @@ pub fn rerender_manifest(
         baggage: None,
         jwt_trust: None,
         debug_header: None,
+        outcome_metrics: false,
         json: false,
     };
     let doc = document(&args, plugin_config)?;
@@ -290,6 +296,9 @@ fn plugin_config(args: &WasmPluginArgs, rules: &str) -> Value {
     }
     if let Some(d) = &args.debug_header {
         c.insert("debug_header".into(), d.clone().into());
+    }
+    if args.outcome_metrics {
+        c.insert("outcome_metrics".into(), true.into());
     }
     Value::Object(c)
 }
@@ -574,6 +583,11 @@ fn plugin_config_yaml(out: &mut String, v: &Value) {
             ),
             ("baggage", _) => with_comment(out, line, "also carried as this W3C baggage member"),
             ("header", _) => with_comment(out, line, "the VirtualService routes on this header"),
+            ("outcome_metrics", _) => with_comment(
+                out,
+                line,
+                "responses and durations per color, for the release analyses and the cockpit",
+            ),
             _ => {}
         }
     }
