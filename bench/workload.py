@@ -32,6 +32,9 @@ WEIGHT_FIRST = ('match "canary-weight" { split("canary-weight") < 1 } -> "canary
 WEIGHT_LAST = ('match "user-ramp" { split(header["x-user-id"], "user-ramp") < 5 } -> "canary"', "user-ramp", 5.0)
 COLOR = "x-version-route"
 ECHO = "x-color"
+# Config keys beyond the rules, by variant: F is the release loop of issue 13, so it counts
+# outcomes too.
+EXTRA: dict[str, dict[str, Any]] = {"F": {"outcome_metrics": True}}
 # Variants in the order they run (and are reported); those whose module is missing are left out.
 KEYS = ("A", "B", "C", "B2", "C2", "D", "E", "M", "F", "C0", "Craw")
 # The 20-rule programs and their Lua twins.
@@ -179,7 +182,8 @@ def variants(modules: dict[str, Path | None], baseline: str) -> list[tuple[str, 
     wasm = modules["wasm"]
 
     def tc(key: str, module: Path | None) -> list[dict[str, Any]] | None:
-        return [wasm_filter(module, filter_config(progs[key]), f"bench_{key.lower()}")] if module else None
+        return ([wasm_filter(module, filter_config(progs[key], **EXTRA.get(key, {})), f"bench_{key.lower()}")]
+                if module else None)
 
     out = [
         ("A", "A: no filter", []),
@@ -191,7 +195,7 @@ def variants(modules: dict[str, Path | None], baseline: str) -> list[tuple[str, 
         ("E", "E: traffic-color, 1 rule on user-agent", tc("E", wasm)),
         ("M", "M: minimal Rust proxy-wasm filter, 1 rule",
          [wasm_filter(modules["minimal"], None, "bench_m")] if modules.get("minimal") else None),
-        ("F", "F: traffic-color, C's 20 rules and two weighted splits", tc("F", wasm)),
+        ("F", "F: traffic-color, C's 20 rules, two weighted splits, outcome metrics", tc("F", wasm)),
         ("C0", f"C0: C with the module of commit {baseline}", tc("C0", modules.get("baseline"))),
         ("Craw", "C with cargo's module, before wasm-opt", tc("Craw", modules.get("raw"))),
     ]
@@ -267,6 +271,8 @@ FEATURES: dict[str, tuple[str, dict[str, Any]]] = {
     "filter_state": ("`filter_state: true` (the color and what decided, as filter state)", {"filter_state": True}),
     "debug_header": ("`debug_header` (a response header saying what decided)", {"debug_header": "x-tc-decided"}),
     "baggage_out": ("`baggage` (the color written into the `baggage` header too)", {"baggage": "color"}),
+    "outcome_metrics": ("`outcome_metrics: true` (responses by class and durations per color)",
+                        {"outcome_metrics": True}),
 }
 
 
@@ -283,7 +289,7 @@ def node_variants(modules: dict[str, Path | None], expect: dict[str, list[str]])
                          "expect": want}
 
     for key in ("C", "C2", "D", "E", "F"):
-        add(key, wasm, filter_config(progs[key]), expect.get(key))
+        add(key, wasm, filter_config(progs[key], **EXTRA.get(key, {})), expect.get(key))
     add("M", modules.get("minimal"), None, expect.get("D"))
     add("C0", base, filter_config(progs["C"]), expect.get("C"))
     add("C@O3", modules.get("o3"), filter_config(progs["C"]), expect.get("C"))
