@@ -621,6 +621,20 @@ mod tests {
         assert!(differ.len() <= 1, "{differ:?}"); // `rules: |` may become a quoted scalar
     }
 
+    /// The release analyses judge a canary by the filter's outcome series, which the filter
+    /// only defines with `outcome_metrics` on: the gateway's plugin must turn them on.
+    #[test]
+    fn the_gateway_plugin_counts_what_the_release_analyses_read() {
+        let config = manifest_plugin_config(MANIFEST).unwrap();
+        assert_eq!(config["outcome_metrics"], true);
+        for analysis in [
+            include_str!("../../../istio/argo-rollouts/analysistemplate.yaml"),
+            include_str!("../../../istio/flagger/metrictemplates.yaml"),
+        ] {
+            assert!(analysis.contains("traffic_color_responses_total"));
+        }
+    }
+
     #[test]
     fn a_manifest_without_one_wasmplugin_is_refused() {
         assert!(manifest_plugin_config("kind: Service\n").is_err());
