@@ -110,8 +110,11 @@ browser-tools: ## chromium + chromium-driver (apt-get), for the cockpit's end-to
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { echo "chromium/chromedriver still missing after apt-get install chromium chromium-driver" >&2; exit 1; }
 
+# valgrind: bench/instructions.py counts Envoy's instructions per request under callgrind
+# (callgrind_control comes in the same Debian package).
 bench-tools:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind; }
 	@[ "$$($(CARGO_BIN)/oha --version 2>/dev/null)" = "oha $(OHA_VERSION)" ] || { echo "installing oha $(OHA_VERSION) (cargo install: several minutes, once)"; cargo install oha --version $(OHA_VERSION) --locked; }
 
 fuzz: ## cargo fuzz every target for FUZZ_SECONDS each (default 60) on stable Rust via RUSTC_BOOTSTRAP=1; not part of `make test`

@@ -30,7 +30,10 @@ the median over rounds (and the spread). Before measuring, every request of the 
 once to each Envoy and the colors are checked against what each variant must give (mix.json's
 `expect` and `expect_regex`, the one rule of D/E/M, F's weights), else the run fails and
 writes nothing. Then bench/node_host.js times each module alone in Node's V8, counts its host
-calls, and times one program per rule kind.
+calls, and times one program per rule kind. Last, bench/instructions.py starts each variant's
+Envoy again, alone, under valgrind's callgrind, and counts the instructions all its threads
+execute per request (a keep-alive connection, after a warm-up): a second measure, which a busy
+machine does not move.
 
 Environment (all optional):
   BENCH_QUICK=1        short runs (3 rounds of 3 s, no Craw, fewer Node iterations)
@@ -44,10 +47,13 @@ Environment (all optional):
   BENCH_OUT            where to write the results (default BENCHMARKS.md; `-` = stdout only)
   ENVOY_BIN, WRK, OHA, WASM_OPT   the binaries (defaults: the venv's Envoy, PATH, ~/.cargo/bin)
   BENCH_MICRO=0        skip the criterion micro-benchmarks (also --no-micro)
+  BENCH_INSTR=0        skip the instruction counts under callgrind (skipped, with a warning,
+                       when valgrind is missing)
+  BENCH_INSTR_REQUESTS requests counted per variant under callgrind (default 520: 20 passes of the mix)
 
 The parts: workload.py (the mix, the variants, the color check), builds.py (the minimal filter
-and the baseline module), drivers.py (Envoy, wrk, oha, node, criterion), report.py (the
-machine and the Markdown block).
+and the baseline module), drivers.py (Envoy, wrk, oha, node, criterion), instructions.py
+(callgrind), report.py (the machine and the Markdown block).
 """
 
 from __future__ import annotations
@@ -64,9 +70,11 @@ from typing import Any
 
 import builds
 import drivers
+import instructions
 import report
 import workload
 from traffic_color_harness.envoy import Envoy, find_envoy
+from traffic_color_harness.process import HarnessError
 from traffic_color_harness.repo import REPO
 
 WASM_OPT_FLAGS = builds.WASM_OPT_FLAGS
@@ -180,6 +188,25 @@ def memory_probe(modules: dict[str, Path | None], mix: list[dict[str, Any]], too
     return out
 
 
+def count_instructions(variants: list, mix: list[dict[str, Any]], colors: dict[str, Any],
+                       tools: dict[str, Any], envoy_bin: str, run_dir: Path,
+                       warnings: list[str]) -> dict[str, Any] | None:
+    """bench/instructions.py over the variants; None, with a warning, when valgrind is missing
+    or the count fails (the rest of the run stands)."""
+    vg = instructions.find_valgrind()
+    if vg is None:
+        warnings.append("valgrind (callgrind_control) not found: no instruction counts "
+                        "(`make bench-tools` installs it; BENCH_INSTR=0 skips them).")
+        return None
+    log("counting Envoy's instructions per request under callgrind (bench/instructions.py)")
+    try:
+        return instructions.measure(variants, mix, [m["rule"] for m in colors["mix"]], vg,
+                                    envoy_bin, tools["envoy_cpu"], run_dir, log)
+    except (instructions.InstrError, HarnessError, OSError, subprocess.TimeoutExpired) as e:
+        warnings.append(f"The instruction counts under callgrind failed: {str(e)[:500]}")
+        return None
+
+
 def command_line() -> str:
     """How this run was started, as BENCHMARKS.md quotes it: the BENCH_ knobs and the command."""
     knobs = [f"{k}={os.environ[k]}" for k in sorted(os.environ)
@@ -247,6 +274,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     do_micro = not args.no_micro and os.environ.get("BENCH_MICRO", "1") not in ("0", "")
+    do_instr = os.environ.get("BENCH_INSTR", "1") not in ("0", "")
     cfg = settings()
     out = os.environ.get("BENCH_OUT", str(REPO / "BENCHMARKS.md"))
     warnings: list[str] = []
@@ -298,6 +326,9 @@ def main() -> int:
     log("timing the module alone in Node's V8 (bench/node_host.js)")
     node = drivers.node_run(workload.node_variants(modules, colors["expect"]), mix,
                             tools["envoy_cpu"], run_dir, cfg["node_iterations"], cfg["node_repeats"])
+    instr = None
+    if do_instr:
+        instr = count_instructions(variants, mix, colors, tools, envoy_bin, run_dir, warnings)
     micro = None
     if do_micro:
         log("running the criterion benchmarks")
@@ -307,6 +338,7 @@ def main() -> int:
                "machine": report.machine_info(tools, envoy_bin), "mix": colors["mix"],
                "distinct_rules": colors["distinct_rules"], "warnings": warnings,
                "command": command_line(), "micro": micro, "node": node, "memory_probe": probe,
+               "instructions": instr,
                "wasm_opt_args": " ".join(builds.WASM_OPT_ARGS),
                "kinds": {k: label for k, (label, _, _) in workload.KINDS.items()},
                "features": {k: label for k, (label, _) in workload.FEATURES.items()}}

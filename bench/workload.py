@@ -345,9 +345,12 @@ def expected(req: dict[str, Any], rid: str, c_rule: str) -> dict[str, str]:
             "E": "canary" if ua.startswith("ShopApp/") else "stable", "F": want_f}
 
 
-def check_colors(envoys: dict[str, Envoy], mix: list[dict[str, Any]]) -> dict[str, Any]:
+def check_colors(envoys: dict[str, Envoy], mix: list[dict[str, Any]],
+                 c_rules: list[str] | None = None) -> dict[str, Any]:
     """Every request of the mix, once, to every Envoy: each variant must give it the color
-    `expected` says (the Lua twins and traffic-color the one mix.json names).
+    `expected` says (the Lua twins and traffic-color the one mix.json names). F's colors
+    depend on the rule of C that decided each request: from C's counters when C is among
+    `envoys`, else from `c_rules` (one per request, as an earlier check's `mix` gave them).
 
     Returns `mismatches` (empty when all agree), `mix` (each request's colors and the rules of
     C and C2 that decided them, from their rule_hits counters), `expect` (the colors
@@ -370,7 +373,7 @@ def check_colors(envoys: dict[str, Envoy], mix: list[dict[str, Any]]) -> dict[st
             after = rule_hits(envoys[k])
             decided[k] = decided_rule(before[k], after)
             before[k] = after
-        want = expected(req, rid, decided.get("C", "default"))
+        want = expected(req, rid, decided.get("C", c_rules[i] if c_rules else "default"))
         for key in envoys:
             if key in want and seen[key] != want[key]:
                 mismatches.append(f"{req['name']}: {key} gave {seen[key]}, expected {want[key]}")
