@@ -170,6 +170,7 @@ def measure_variant(key: str, filters: list[dict[str, Any]], mix: list[dict[str,
                              + "\n  ".join(colors["mismatches"]))
         conn = KeepAlive(env.port)
         bad = conn.passes(mix, WARMUP_PASSES, len(mix), bool(filters))
+        opened = conn.opened
         control(vg, env.proc.pid, "-i", "on")
         t1 = time.monotonic()
         bad += conn.passes(mix, passes, (WARMUP_PASSES + 1) * len(mix), bool(filters))
@@ -186,7 +187,8 @@ def measure_variant(key: str, filters: list[dict[str, Any]], mix: list[dict[str,
         return {"requests": n, "instructions": served, "per_request": served / n,
                 "seconds": t2 - t1, "idle_per_second": idle_rate,
                 "timers_per_request": idle_rate * (t2 - t1) / n,
-                "connections": 1 + conn.opened, "start_seconds": started,
+                # connections Envoy closed and the client reopened while counting (0 expected)
+                "reconnects": conn.opened - opened, "start_seconds": started,
                 "rules": [m["rule"] for m in colors["mix"]]}
     finally:
         if conn is not None:
@@ -228,7 +230,7 @@ def measure(variants: list, mix: list[dict[str, Any]], c_rules: list[str] | None
         per[key] = r
         log(f"instructions {key:>3}: {r['per_request'] / 1e3:8.1f} k per request "
             f"({r['requests']} requests in {r['seconds']:.1f} s, timers ~{r['timers_per_request'] / 1e3:.1f} k "
-            f"of it; started in {r['start_seconds']:.0f} s)")
+            f"of it; started in {r['start_seconds']:.0f} s; {r['reconnects']} reconnects)")
     return {"variants": per, "ratios": ratios(per), "passes": passes, "mix": len(mix),
             "warmup_passes": WARMUP_PASSES, "idle_seconds": IDLE_SECONDS,
             "valgrind": vg["version"], "seconds": time.monotonic() - t0}
