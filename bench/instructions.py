@@ -28,8 +28,9 @@ Envoy makes one up. Envoy's listener and admin bind 127.0.0.1 (workload.envoy_co
   ../.venv/bin/python instructions.py --wasm ../target/traffic_color.wasm   (from bench/)
 
 runs it alone: builds the minimal filter and the baseline module (builds.py), measures every
-variant, prints the table. BENCH_INSTR_REQUESTS (default 520) sets N, rounded to whole passes
-of the mix.
+variant (`--only A,D,M`: some), prints the table and writes instructions.json. BENCH_INSTR_REQUESTS
+(default 520) sets N, rounded to whole passes of the mix; `--pause S` waits S seconds between
+passes, a slower pace that shows how much of the figure the timers are.
 """
 
 from __future__ import annotations
@@ -107,11 +108,14 @@ class KeepAlive:
         r.read()
         return r.status, r.getheader(workload.ECHO)
 
-    def passes(self, mix: list[dict[str, Any]], count: int, first: int, colored: bool) -> list[str]:
-        """The mix `count` times, request ids from `first` on; what was not a 200 (with a color,
-        when `colored`: the variant has a filter that sets one)."""
+    def passes(self, mix: list[dict[str, Any]], count: int, first: int, colored: bool,
+               pause: float = 0.0) -> list[str]:
+        """The mix `count` times, request ids from `first` on, `pause` seconds after each pass;
+        what was not a 200 (with a color, when `colored`: the variant has a filter that sets one)."""
         bad = []
         for p in range(count):
+            if p and pause:
+                time.sleep(pause)
             for i, req in enumerate(mix):
                 status, color = self.send(req, workload.request_id(first + p * len(mix) + i))
                 if status != 200 or (colored and not color):
@@ -150,8 +154,9 @@ def dump(vg: dict[str, str], env: Envoy, out: Path, n: int) -> int:
 
 def measure_variant(key: str, filters: list[dict[str, Any]], mix: list[dict[str, Any]],
                     c_rules: list[str] | None, passes: int, vg: dict[str, str], envoy_bin: str,
-                    cpu: int | None, run_dir: Path) -> dict[str, Any]:
-    """One variant's Envoy under callgrind: warm-up, the measured passes, the idle second(s)."""
+                    cpu: int | None, run_dir: Path, pause: float = 0.0) -> dict[str, Any]:
+    """One variant's Envoy under callgrind: warm-up, the measured passes (`pause` seconds
+    apart), the idle seconds."""
     run_dir = run_dir.resolve()  # valgrind's file options, whatever the cwd
     out = run_dir / f"callgrind-{key}.out"
     prefix = drivers.pinned(cpu, [vg["valgrind"], "--tool=callgrind", "--instr-atstart=no",
@@ -173,7 +178,7 @@ def measure_variant(key: str, filters: list[dict[str, Any]], mix: list[dict[str,
         opened = conn.opened
         control(vg, env.proc.pid, "-i", "on")
         t1 = time.monotonic()
-        bad += conn.passes(mix, passes, (WARMUP_PASSES + 1) * len(mix), bool(filters))
+        bad += conn.passes(mix, passes, (WARMUP_PASSES + 1) * len(mix), bool(filters), pause)
         served = dump(vg, env, out, 1)
         t2 = time.monotonic()
         time.sleep(IDLE_SECONDS)
@@ -211,18 +216,19 @@ def ratios(per: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def measure(variants: list, mix: list[dict[str, Any]], c_rules: list[str] | None,
-            vg: dict[str, str], envoy_bin: str, cpu: int | None, run_dir: Path, log) -> dict[str, Any]:
+            vg: dict[str, str], envoy_bin: str, cpu: int | None, run_dir: Path, log,
+            pause: float = 0.0) -> dict[str, Any]:
     """Every variant of KEYS among `variants` ((key, label, filters), as workload.variants
     gives them), one after the other. `c_rules`: the rules of C that decided each request of
     the mix (run.py's color check), for F's expected colors; None takes them from C's own
-    check here."""
+    check here. `pause`: seconds between the measured passes (0: none)."""
     passes = requests_wanted(mix)
     t0 = time.monotonic()
     per: dict[str, dict[str, Any]] = {}
     for key, label, filters in variants:
         if key not in KEYS:
             continue
-        r = measure_variant(key, filters, mix, c_rules, passes, vg, envoy_bin, cpu, run_dir)
+        r = measure_variant(key, filters, mix, c_rules, passes, vg, envoy_bin, cpu, run_dir, pause)
         rules = r.pop("rules")
         if key == "C" and c_rules is None:
             c_rules = rules
@@ -233,7 +239,7 @@ def measure(variants: list, mix: list[dict[str, Any]], c_rules: list[str] | None
             f"of it; started in {r['start_seconds']:.0f} s; {r['reconnects']} reconnects)")
     return {"variants": per, "ratios": ratios(per), "passes": passes, "mix": len(mix),
             "warmup_passes": WARMUP_PASSES, "idle_seconds": IDLE_SECONDS,
-            "valgrind": vg["version"], "seconds": time.monotonic() - t0}
+            "pause": pause, "valgrind": vg["version"], "seconds": time.monotonic() - t0}
 
 
 def main() -> int:
@@ -244,6 +250,9 @@ def main() -> int:
                     help="the commit C0's module is built from (empty: no C0)")
     ap.add_argument("--only", default="", help="comma-separated variants (default: all of KEYS)")
     ap.add_argument("--run-dir", default=str(REPO / "target/bench-instr"))
+    ap.add_argument("--pause", type=float, default=0.0,
+                    help="seconds between measured passes of the mix: a slower pace, which "
+                         "shows how much of the figure Envoy's timers are (default 0)")
     args = ap.parse_args()
 
     def log(msg: str) -> None:
@@ -276,7 +285,7 @@ def main() -> int:
     only = {k for k in args.only.split(",") if k}
     variants = [v for v in workload.variants(modules, args.baseline) if not only or v[0] in only]
     cpu = 0 if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else None
-    res = measure(variants, workload.load_mix(), None, vg, find_envoy(), cpu, run_dir, log)
+    res = measure(variants, workload.load_mix(), None, vg, find_envoy(), cpu, run_dir, log, args.pause)
     (run_dir / "instructions.json").write_text(json.dumps(res, indent=1), encoding="utf-8")
     print("\n".join(report.instructions_section({"instructions": res})))
     log(f"done in {res['seconds']:.0f} s (callgrind dumps and logs in {run_dir})")

@@ -247,7 +247,8 @@ def instructions_section(results: dict[str, Any]) -> list[str]:
     lines = ["", "### Envoy instructions per request (callgrind)", "",
              f"Each variant's Envoy alone under valgrind's callgrind ({ins['valgrind']}, "
              "`--smc-check=all`), counting only while the mix goes "
-             f"{ins['passes']} times ({n:,} requests) over one keep-alive connection, after a "
+             f"{'once' if ins['passes'] == 1 else str(ins['passes']) + ' times'} ({n:,} requests) "
+             "over one keep-alive connection, after a "
              f"warm-up of the mix on fresh connections (colors checked) and {ins['warmup_passes']} "
              "passes on that connection: every instruction of every Envoy thread, the code LuaJIT "
              "and V8 generate included, over the requests. Run again, a variant's count moves by "
@@ -256,7 +257,8 @@ def instructions_section(results: dict[str, Any]) -> list[str]:
              f"request ({ins['idle_seconds']:g} s after the requests; the filter's 1 s tick, "
              "Envoy's stats flush), times the seconds the requests took under valgrind, per "
              "request — an estimate of the part of the figure that is not the requests' (under "
-             "wrk, a second holds thousands of requests, not dozens).", "",
+             "wrk, a second holds thousands of requests, not hundreds), a little low for "
+             "traffic-color, whose tick has counters to flush while requests come.", "",
              "| variant | instructions per request | added over A | of which timers (estimate) "
              "| requests/s under valgrind |", "|---|---|---|---|---|"]
     for k in KEYS:
