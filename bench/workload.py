@@ -367,10 +367,15 @@ def check_colors(envoys: dict[str, Envoy], mix: list[dict[str, Any]],
             if status != 200:
                 mismatches.append(f"{key}: {req['name']}: HTTP {status}")
             seen[key] = color
-        # The rule that decided, from the counters (one request at a time).
+        # The rule that decided, from the counters (one request at a time). The filter hands its
+        # counts to Envoy on its 1 s tick: wait for this request's hit to arrive.
         decided = {}
         for k in counted:
             after = rule_hits(envoys[k])
+            deadline = time.monotonic() + COUNTS_WAIT_S
+            while sum(after.values()) <= sum(before[k].values()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                after = rule_hits(envoys[k])
             decided[k] = decided_rule(before[k], after)
             before[k] = after
         want = expected(req, rid, decided.get("C", c_rules[i] if c_rules else "default"))
@@ -385,6 +390,10 @@ def check_colors(envoys: dict[str, Envoy], mix: list[dict[str, Any]],
                 for k, f in (("C", "rule"), ("C2", "rule2"))}
     return {"mismatches": mismatches, "mix": mix_report, "expect": node_expect,
             "distinct_rules": distinct}
+
+
+# The filter's counters reach Envoy on its root context's 1 s tick; a busy machine runs it late.
+COUNTS_WAIT_S = 3.0
 
 
 def rule_hits(env: Envoy) -> dict[str, int]:
