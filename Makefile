@@ -7,11 +7,13 @@ WASM_TARGET   := wasm32-wasip1
 CARGO_WASM    := target/$(WASM_TARGET)/release/traffic_color.wasm
 WASM          := target/traffic_color.wasm
 WASM_OPT      := tools/wasm-opt/node_modules/.bin/wasm-opt
-# -O3, but a function with one caller is inlined into it only up to 200 bytes (binaryen's default
-# has no limit): V8 compiles the module when Envoy loads it, and the memory TurboFan takes for
-# the resulting giant functions stays in Envoy's heap (tcmalloc keeps it) — about 5 MiB of RSS
-# for the same size and speed (BENCHMARKS.md, Memory).
-WASM_OPT_ARGS := -O3 --one-caller-inline-max-function-size 200
+# -O3, but a function with one caller is inlined into it only up to 100 bytes (binaryen's default
+# has no limit): V8 compiles the module when Envoy loads it, the memory its optimizing compiler
+# takes grows faster than a function's size, and what it freed stays in Envoy's heap (tcmalloc
+# keeps it). 200 bytes instead cost about 17 MiB less RSS than no limit; 100 about 1.7 MiB less
+# again (the regex DFA builder, 19.8 -> 17.7 KB), the module 0.8 KB larger, no slower in Node
+# (bench/memory_probe.py, bench/node_compare.py; BENCHMARKS.md, Memory). 50 saves no more.
+WASM_OPT_ARGS := -O3 --one-caller-inline-max-function-size 100
 # The features rustc's wasm32-wasip1 output uses; Envoy's V8 has them all.
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 VENV          := .venv

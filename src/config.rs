@@ -40,6 +40,22 @@ struct RawConfig {
     outcome_metrics: bool,
 }
 
+impl RawConfig {
+    #[inline(never)] // V8 compiles each function alone: see lang::compile
+    fn from_json(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
+        serde_json::from_slice(bytes).map_err(|e| ConfigError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawVisitor {
@@ -443,6 +459,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+#[inline(never)] // V8 compiles each function alone: see lang::compile
 fn visitor_cookie(
     v: RawVisitor,
     at: &impl Fn(&[&str]) -> At,
@@ -485,6 +502,7 @@ fn visitor_cookie(
     })
 }
 
+#[inline(never)] // V8 compiles each function alone: see lang::compile
 fn claim_source(jwt: RawJwt, at: &impl Fn(&[&str]) -> At) -> Result<ClaimSource, ConfigError> {
     match jwt.trust {
         ClaimTrust::Verified => {
@@ -543,16 +561,7 @@ impl FilterConfig {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ConfigError::Empty);
         }
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| ConfigError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        })?;
+        let raw = RawConfig::from_json(bytes)?;
         let at = |path: &[&str]| json_position(bytes, path);
         let header = HeaderName::writable("header", raw.header, at(&["header"]), false)?;
         let debug_header = raw

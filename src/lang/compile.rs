@@ -68,6 +68,7 @@ impl<'s> Compiler<'s> {
         super::error::report(&mut self.errors, Diagnostic::new(kind, span));
     }
 
+    #[inline(never)] // V8 compiles each function alone: see lang::compile
     pub(crate) fn program(mut self, ast: &ast::Program) -> Result<Program, Vec<Diagnostic>> {
         let mut rules = Vec::new();
         let mut default: Option<(Tag, Span)> = None;
@@ -154,6 +155,7 @@ impl<'s> Compiler<'s> {
         }
     }
 
+    #[inline(never)] // V8 compiles each function alone: see lang::compile
     fn window(&mut self, rule: &ast::Rule) -> Window {
         let mut instant = |t: &Option<Spanned<String>>| {
             let t = t.as_ref()?;
@@ -382,6 +384,7 @@ impl<'s> Compiler<'s> {
     }
 
     /// Checks the operator against the value's type (when known) and compiles the literal.
+    #[inline(never)] // V8 compiles each function alone: see lang::compile
     fn test(&mut self, ty: Option<Ty>, op: &Spanned<Op>, lit: &ast::Literal) -> Option<Test> {
         let negate = matches!(op.node, Op::Ne | Op::NotIn | Op::NotMatch);
         let check = match op.node {
@@ -579,6 +582,7 @@ impl<'s> Compiler<'s> {
 
     /// `span` is the string literal's, quotes included; the caret of an error inside the
     /// pattern ends where the offending part does.
+    #[inline(never)] // V8 compiles each function alone: see lang::compile
     fn regex(&mut self, pattern: String, span: Span) -> Option<Pattern> {
         if pattern.chars().count() > limits::MAX_REGEX_CHARS {
             self.error(

@@ -65,6 +65,7 @@ pub struct Token {
 const OPERATOR_CHARS: &[char] = &['=', '!', '<', '>', '~', '&', '|'];
 
 /// Tokenizes the whole source; lexical errors are pushed to `errors` and lexing goes on.
+#[inline(never)] // V8 compiles each function alone: see lang::compile
 pub fn lex(source: &str, errors: &mut Vec<Diagnostic>) -> Vec<Token> {
     let mut lexer = Lexer {
         src: source,
@@ -201,6 +202,7 @@ impl Lexer<'_, '_> {
         })
     }
 
+    #[inline(never)] // V8 compiles each function alone: see lang::compile
     fn string(&mut self, start: usize) -> Tok {
         let mut out = String::new();
         loop {
@@ -265,6 +267,7 @@ impl Lexer<'_, '_> {
     }
 
     /// `5`, `-3`, `2.5` are numbers; `5.2.0`, `1.0.0-rc.1`, `2.0.0+build` are versions.
+    #[inline(never)] // V8 compiles each function alone: see lang::compile
     fn number(&mut self, start: usize) -> Tok {
         while self
             .peek()

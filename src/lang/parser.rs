@@ -20,6 +20,7 @@ use super::lexer::{Tok, Token};
 use super::limits;
 use super::span::Span;
 
+#[inline(never)] // V8 compiles each function alone: see lang::compile
 pub fn parse(tokens: &[Token], errors: &mut Vec<Diagnostic>) -> Program {
     let mut p = Parser {
         tokens,
