@@ -8,12 +8,13 @@ CARGO_WASM    := target/$(WASM_TARGET)/release/traffic_color.wasm
 WASM          := target/traffic_color.wasm
 WASM_OPT      := tools/wasm-opt/node_modules/.bin/wasm-opt
 # -O3, but a function with one caller is inlined into it only up to 100 bytes (binaryen's default
-# has no limit): V8 compiles the module when Envoy loads it, the memory its optimizing compiler
-# takes grows faster than a function's size, and what it freed stays in Envoy's heap (tcmalloc
-# keeps it). 200 bytes instead cost about 17 MiB less RSS than no limit; 100 about 1.7 MiB less
-# again (the regex DFA builder, 19.8 -> 17.7 KB), the module 0.8 KB larger, no slower in Node
-# (bench/memory_probe.py, bench/node_compare.py; BENCHMARKS.md, Memory). 50 saves no more.
-WASM_OPT_ARGS := -O3 --one-caller-inline-max-function-size 100
+# has no limit), and functions that differ only in constants are merged: V8 compiles the module
+# when Envoy loads it, the memory its optimizing compiler takes grows faster than a function's
+# size, and what it freed stays in Envoy's heap (tcmalloc keeps it). A 200-byte cap cost about
+# 17 MiB less RSS than none; 100 about 2 MiB less again (the regex DFA builder, 19.8 -> 17.7 KB);
+# merging takes the module 7 KB smaller; together 0.4% more instructions per request in Node,
+# under its timing noise (bench/memory_probe.py, bench/wasm_funcs.py; BENCHMARKS.md, Memory).
+WASM_OPT_ARGS := -O3 --one-caller-inline-max-function-size 100 --merge-similar-functions
 # The features rustc's wasm32-wasip1 output uses; Envoy's V8 has them all.
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 VENV          := .venv

@@ -459,7 +459,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-#[inline(never)] // V8 compiles each function alone: see lang::compile
 fn visitor_cookie(
     v: RawVisitor,
     at: &impl Fn(&[&str]) -> At,
@@ -502,7 +501,6 @@ fn visitor_cookie(
     })
 }
 
-#[inline(never)] // V8 compiles each function alone: see lang::compile
 fn claim_source(jwt: RawJwt, at: &impl Fn(&[&str]) -> At) -> Result<ClaimSource, ConfigError> {
     match jwt.trust {
         ClaimTrust::Verified => {

@@ -155,7 +155,6 @@ impl<'s> Compiler<'s> {
         }
     }
 
-    #[inline(never)] // V8 compiles each function alone: see lang::compile
     fn window(&mut self, rule: &ast::Rule) -> Window {
         let mut instant = |t: &Option<Spanned<String>>| {
             let t = t.as_ref()?;

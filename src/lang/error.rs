@@ -280,7 +280,6 @@ pub fn render_all(diagnostics: &[Diagnostic], source: &str) -> String {
 /// Makes collected diagnostics into the report a user reads: each tagged with its rule (the
 /// last rule start at or before it), echoes dropped, sorted by position, duplicates removed,
 /// and a closing note when the cap was reached.
-#[inline(never)] // V8 compiles each function alone: see lang::compile
 pub(crate) fn tidy(errors: &mut Vec<Diagnostic>, source: &str, rule_starts: &[usize]) {
     for e in errors.iter_mut() {
         let n = rule_starts.partition_point(|&s| s <= e.span.start);

@@ -30,14 +30,14 @@ pub fn parse(source: &str) -> ast::Program {
     parser::parse(&tokens, &mut errors)
 }
 
-// The steps of compiling (the lexer, the parser, the lowering, `tidy`, and the parts of
-// `FilterConfig::from_json` around this) are `#[inline(never)]` for Envoy's memory, not for
-// speed: V8 compiles every function of the module with its optimizing compiler when Envoy loads
-// it, the memory that takes grows faster than the function (Node's V8,
-// `--trace-wasm-compilation-times`: about 9 MiB for the 22 KB this function was with all of them
-// inlined, under 2 MiB for 5 KB), and Envoy's allocator keeps what was freed. Split, Envoy's RSS
-// with the module fell by about 6 MiB (bench/memory_probe.py; BENCHMARKS.md, Memory). They run
-// once per configuration, never per request.
+// The steps of compiling (the lexer, the parser, the lowering; and `FilterConfig::from_json`'s
+// JSON parsing, around this) are `#[inline(never)]` for Envoy's memory, not for speed: V8
+// compiles every function of the module with its optimizing compiler when Envoy loads it, the
+// memory that takes grows faster than the function (Node's V8, `--trace-wasm-compilation-times`:
+// about 9 MiB for the 22 KB this function was with all of them inlined, under 2 MiB for 5 KB),
+// and Envoy's allocator keeps what was freed. Split, Envoy's RSS with the module fell by about
+// 6 MiB (bench/memory_probe.py; BENCHMARKS.md, Memory). They run once per configuration, never
+// per request.
 /// Compiles a program, or returns every diagnostic in source order, each tagged with its rule.
 pub fn compile(source: &str) -> Result<Program, Vec<Diagnostic>> {
     if source.len() > limits::MAX_PROGRAM_BYTES {
