@@ -212,7 +212,7 @@ RATIOS = (
     ("C", "E", "20 rules per 1 rule that reads a header every request carries"),
     ("E", "D", "1 rule on a present header per 1 rule on an absent one"),
     ("D", "M", "traffic-color's 1 rule per the minimal filter's"),
-    ("F", "C", "C with two weighted splits per C"),
+    ("F", "C", "C with two weighted splits and outcome metrics per C"),
     ("C", "C0", f"C per C with the baseline module"),
     ("F", "C0", "F per C with the baseline module"),
     ("Craw", "C", "cargo's module per the shipped one (wasm-opt -O3)"),
@@ -444,7 +444,7 @@ def rounds_section(results: dict[str, Any]) -> list[str]:
 
 NODE_LABELS = {"C": "C: 20 rules", "C2": "C2: 20 rules, regexes without literals",
                "D": "D: 1 rule", "E": "E: 1 rule on user-agent", "M": "M: the minimal filter",
-               "F": "F: C with two weighted splits", "C0": "C0: C's rules, baseline module",
+               "F": "F: C with two weighted splits and outcome metrics", "C0": "C0: C's rules, baseline module",
                "C@O3": "C, the module through plain `wasm-opt -O3`",
                "C2@base": "C2's rules, baseline module"}
 

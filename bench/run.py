@@ -9,7 +9,7 @@
   D   traffic-color, 1 rule + default  (`header["x-canary"] == "true"`)
   E   traffic-color, 1 rule + default on user-agent, a header every request carries
   M   a minimal Rust proxy-wasm filter with D's rule (bench/minimal-filter/, built here): the floor
-  F   traffic-color, C's rules plus two weighted splits (issue 13)
+  F   traffic-color, C's rules plus two weighted splits and outcome metrics (issue 13)
   C0  C with the module built from an earlier commit (BENCH_BASELINE, default f2a6a64)
   Craw C with cargo's module before `make wasm` runs it through `wasm-opt -O3` (not in quick mode)
 
