@@ -200,6 +200,19 @@ def ratio_rounds(results: dict[str, Any], num: str, den: str) -> str:
     return "rounds: " + ", ".join(out)
 
 
+def rounds_within(results: dict[str, Any], num: str, den: str, bound: float) -> list[bool | None]:
+    """For each round, whether its (num − A) / (den − A) is within `bound`; None where that
+    round's num or den added nothing over A (its noise outweighed the filter)."""
+    v = results["variants"]
+    out: list[bool | None] = []
+    for i, a in enumerate(v["A"]["rounds"]):
+        base = a["sat"]["cpu_us_per_rq"]
+        n = v[num]["rounds"][i]["sat"]["cpu_us_per_rq"] - base
+        d = v[den]["rounds"][i]["sat"]["cpu_us_per_rq"] - base
+        out.append(n / d <= bound if d > 0 and n > 0 else None)
+    return out
+
+
 def fmt_ratio(r: float | None) -> str:
     return "—" if r is None else f"{r:.2f}"
 
@@ -287,12 +300,18 @@ def targets_section(results: dict[str, Any]) -> list[str]:
 
     def target(name: str, kind: str, measured: str, ok: bool | None,
                by_instr: tuple[str, str, float | None] | None = None) -> None:
-        """`by_instr`: (numerator, denominator, bound or None) of the same ratio by instructions."""
+        """`by_instr`: (numerator, denominator, bound or None) of the same ratio by instructions.
+        A ratio of CPU times whose rounds do not all agree with the median is marked
+        inconclusive: on this machine a noisy round can put the median on either side."""
         ir = instr_ratio(results, by_instr[0], by_instr[1]) if by_instr else None
         instr = "—" if ir is None else f"{ir:.2f}"
         if ir is not None and by_instr[2] is not None:
             instr += f" ({'reached' if ir <= by_instr[2] else 'not reached'})"
-        rows.append(row(name, kind, measured, "—" if ok is None else MARK[ok], instr))
+        mark = "—" if ok is None else MARK[ok]
+        if ok is not None and by_instr and by_instr[2] is not None \
+                and any(r != ok for r in rounds_within(results, by_instr[0], by_instr[1], by_instr[2])):
+            mark = f"{MARK[ok]} in the median, **inconclusive** (the rounds disagree)"
+        rows.append(row(name, kind, measured, mark, instr))
         out.append({"target": name, "kind": kind, "measured": measured, "reached": ok,
                     "by_instructions": ir})
 
