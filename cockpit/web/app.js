@@ -102,6 +102,11 @@ function configWithRules(rules) {
   return JSON.stringify(cfg);
 }
 
+/** Whether a config counts outcomes (errors and p95 exist only then). */
+function outcomeMetrics(json) {
+  try { return JSON.parse(json).outcome_metrics === true; } catch { return false; }
+}
+
 function applyState(s, { replaceEditor }) {
   const before = state;
   state = s;
@@ -111,6 +116,7 @@ function applyState(s, { replaceEditor }) {
   $("config-hash").title = s.config.hash;
   $("config-loaded").textContent = when(s.config.loaded_at);
   $("mesh-banner").hidden = s.mode !== "mesh";
+  $("outcomes-off").hidden = outcomeMetrics(s.config.json);
   $("stop").textContent = `Everyone to ${s.stable}`;
   $("stop-h").textContent = `Everyone to ${s.stable}?`;
   $("stop-rules").textContent = `default -> "${s.stable}"`;

@@ -261,6 +261,8 @@ def test_cockpit_in_a_browser(cockpit, request):
         # --- Watch: the page's numbers are the traffic sent here ---
         page.until("a first stats event", lambda: page.text("#updated-at") != "never")
         assert page.text("#config-hash") == initial["config"]["hash"]
+        # This config leaves outcome metrics off: the page says why errors and p95 are empty.
+        assert page.find("#outcomes-off").is_displayed()
         time.sleep(1.5)  # counters settled: nothing else talks to this Envoy's listener
         before = {c: page.totals().get(c, 0) for c in ("stable", "canary")}
         rps_seen: dict[str, list[float]] = {"stable": [], "canary": []}
@@ -478,6 +480,7 @@ def test_mesh_mode_in_a_browser(cli, tmp_path):
         page.driver.get(server.origin + "/")
         page.until("the page ready", lambda: page.driver.execute_script("return document.body.dataset.ready") == "1")
         assert page.text("#mode") == "mesh"
+        assert not page.find("#outcomes-off").is_displayed()  # the gateway plugin counts outcomes
         assert page.find("#mesh-banner").is_displayed()
         page.until("the stale banner", lambda: page.find("#stale-banner").is_displayed(), timeout=20)
         banner = page.text("#stale-banner")
