@@ -138,7 +138,7 @@ def test_every_series_exists_before_any_request(outcomes):
                 (color, cls, before.series("traffic_color_responses_total"))
 
 
-def test_without_outcome_metrics_there_are_no_outcome_series_and_no_status_reads(envoys):
+def test_without_outcome_metrics_there_are_no_outcome_series(envoys):
     """Off by default: the colors are counted, the outcomes are not defined at all (so a
     dashboard shows "no data", not zeros that look like no traffic)."""
     envoy = envoys.start_rendered(envoys.render(config={"rules": RULES}), "outcomes-off")
