@@ -119,15 +119,17 @@ impl Names {
             }
         }
         tags.push(UNSET.to_string());
-        let outcomes = tags
-            .iter()
-            .filter(|_| outcomes)
-            .map(|t| OutcomeNames {
-                responses: StatusClass::ALL
-                    .map(|c| stat("responses_total", &[("color", t), ("class", c.label())])),
-                duration: stat("request_duration_milliseconds", &[("color", t)]),
-            })
-            .collect();
+        let outcomes = if outcomes {
+            tags.iter()
+                .map(|t| OutcomeNames {
+                    responses: StatusClass::ALL
+                        .map(|c| stat("responses_total", &[("color", t), ("class", c.label())])),
+                    duration: stat("request_duration_milliseconds", &[("color", t)]),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let colors = tags
             .into_iter()
             .map(|t| {
@@ -291,9 +293,9 @@ impl Tally {
     }
 
     /// Whether counts have waited longer than `max_ns` since the last flush: whoever flushes
-    /// on a timer has stopped (a root context the host dropped without telling it), so the
-    /// caller should flush now rather than hold them for a tick that may never come. A tally
-    /// never flushed starts its wait at the first clock reading it is shown.
+    /// on a timer has stopped, so the caller should flush now rather than hold them for a tick
+    /// that may never come. A tally never flushed starts its wait at the first clock reading
+    /// it is shown.
     pub fn overdue(&mut self, now: Option<u64>, max_ns: u64) -> bool {
         let (Some(now), false) = (now, self.pending.is_empty()) else {
             return false;

@@ -83,7 +83,7 @@ fn follow_host_log_level() {
 const TICK_MS: u32 = 1000;
 
 /// A request that finds counts waiting longer than this hands them to the host itself: the root
-/// context that should have done it on its tick is gone (see [`Active::settle`]).
+/// context that should have done it on its tick has stopped ticking (see [`Active::settle`]).
 const OVERDUE_NS: u64 = 3 * TICK_MS as u64 * 1_000_000;
 
 struct FilterRoot {
@@ -152,10 +152,12 @@ impl Active {
         }
     }
 
-    /// After a request counted: flushes at once if no root context will. Besides a root that
-    /// was told it is done, a root may be dropped without being told (see [`FilterRoot::mark`]),
-    /// so counts older than [`OVERDUE_NS`] are flushed too; `now` is a clock reading the request
-    /// made anyway.
+    /// After a request counted: flushes at once if no root context will. A root that was told
+    /// it is done (or replaced its config) has retired this; a root dropped without being told
+    /// (see [`FilterRoot::mark`]) leaves the flush to [`Drop`], once its last stream ends. Counts
+    /// older than [`OVERDUE_NS`] are flushed too, for a root that stays but no longer ticks;
+    /// `now` is the clock reading the request made anyway, so that check runs only with outcome
+    /// metrics on (without a reading it cannot tell and waits for the tick).
     fn settle(&self, now: Option<u64>) {
         let due = match self.tally.try_borrow_mut() {
             Ok(mut tally) => {
