@@ -38,7 +38,10 @@ def main() -> int:
     ap.add_argument("--after", required=True, type=Path)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--cpu", type=int, default=None, help="pin node to this CPU (taskset)")
+    ap.add_argument("--variants", default="C,D,E",
+                    help="comma-separated: C, D, E, and the per-kind ones: C2, kind:regex_no_literal, ...")
     args = ap.parse_args()
+    chosen = args.variants.split(",")
 
     mix = workload.load_mix()
     want = expected(mix)
@@ -47,7 +50,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for label, wasm in (("before", args.before), ("after", args.after)):
                 variants = {k: v for k, v in workload.node_variants({"wasm": wasm}, want).items()
-                            if k in ("C", "D", "E")}
+                            if k in chosen}
                 r = drivers.node_run(variants, mix, args.cpu, Path(tmp), repeats=1)
                 if r is None:
                     print("node not found", file=sys.stderr)
@@ -57,7 +60,7 @@ def main() -> int:
     print("| variant | per request, median of calls: before → after µs | on_log alone: before → after µs "
           "| per request, mean: before → after µs | host calls per request |")
     print("|---|---|---|---|---|")
-    for variant in ("C", "D", "E"):
+    for variant in chosen:
         b, a = runs[("before", variant)], runs[("after", variant)]
 
         def cell(key: str) -> str:

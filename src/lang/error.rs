@@ -296,7 +296,18 @@ pub(crate) fn tidy(errors: &mut Vec<Diagnostic>, source: &str, rule_starts: &[us
         !matches!(e.kind, ErrorKind::Expected { .. })
             || !unterminated.contains(&e.position(source).0)
     });
-    errors.sort_by_key(|e| (e.span.start, e.span.end));
+    // Stable, by insertion: at most MAX_DIAGNOSTICS of them, and `sort_by_key` would bring in
+    // several KB of the standard sort for this one type (see `lang::sorted`).
+    for i in 1..errors.len() {
+        let mut j = i;
+        while j > 0
+            && (errors[j - 1].span.start, errors[j - 1].span.end)
+                > (errors[j].span.start, errors[j].span.end)
+        {
+            errors.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     errors.dedup();
     if errors.len() >= super::limits::MAX_DIAGNOSTICS {
         let at = errors.last().map_or(Span::new(0, 0), |e| e.span);

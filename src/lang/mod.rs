@@ -1,6 +1,7 @@
 //! The rules language: lexer → parser → compiler → evaluator. Nothing here calls the host.
 
 pub mod ast;
+mod automaton;
 mod compile;
 pub mod error;
 pub mod eval;
@@ -63,4 +64,12 @@ pub fn compile(source: &str) -> Result<Program, Vec<Diagnostic>> {
         error::tidy(&mut errors, source, &starts);
         errors
     })
+}
+
+/// `v` in ascending order, by the standard heap (a heap sort: O(n log n), not stable). The
+/// slice sorts instantiate their whole pattern-defeating machinery for each element type, about
+/// 5–8 KB of Wasm each, which V8 compiles when Envoy loads the module; these sorts run only when
+/// a program is compiled, on lists a rule spells out (BENCHMARKS.md, Memory).
+pub(crate) fn sorted<T: Ord>(v: Vec<T>) -> Vec<T> {
+    std::collections::BinaryHeap::from(v).into_sorted_vec()
 }

@@ -1,7 +1,7 @@
 //! Regexes as deterministic automata built once, at compile time, with a literal shortcut.
 //!
-//! Every accepted pattern is determinized fully when the program is compiled (a dense DFA from
-//! `regex-automata`, with no Unicode tables): a request then costs one table step per byte of
+//! Every accepted pattern is determinized fully when the program is compiled (a full DFA,
+//! `automaton.rs`, with no Unicode tables): a request then costs one table step per byte of
 //! the value, whatever the pattern, and nothing is built, cached or allocated while it is
 //! served. That is what gives a stated worst case: the cost of a regex is bounded by the length
 //! of the value alone, and the memory by `limits::MAX_REGEX_DFA_BYTES` per regex and
@@ -21,15 +21,14 @@
 //! `ShopApp/`, `^de`), and reading that text out of the pattern once lets many requests be
 //! answered by `starts_with`/`contains`/`==` without running the automaton at all.
 
+use super::automaton::Dfa;
 use super::limits;
 use super::regex::{self, SyntaxError};
-use regex_automata::Input;
-use regex_automata::dfa::{Automaton, StartKind, dense};
 
 /// A compiled regex and the cheapest sound way to evaluate it.
 pub struct Pattern {
-    /// Boxed: the DFA's header is most of a kilobyte, and `Check` holds a `Pattern` inline.
-    dfa: Box<dense::DFA<Vec<u32>>>,
+    /// Boxed: the byte classes are 256 bytes, and `Check` holds a `Pattern` inline.
+    dfa: Box<Dfa>,
     plan: Plan,
 }
 
@@ -86,18 +85,14 @@ impl Pattern {
             regex::nfa(&node, limits::MAX_REGEX_NFA_BYTES).map_err(|_| PatternError::TooLarge {
                 limit: limits::MAX_REGEX_NFA_BYTES,
             })?;
-        let dfa = dense::Builder::new()
-            .configure(
-                dense::Config::new()
-                    .start_kind(StartKind::Unanchored)
-                    .minimize(false)
-                    .dfa_size_limit(Some(limits::MAX_REGEX_DFA_BYTES))
-                    .determinize_size_limit(Some(limits::MAX_REGEX_DETERMINIZE_BYTES)),
-            )
-            .build_from_nfa(&nfa)
-            .map_err(|_| PatternError::TooLarge {
-                limit: limits::MAX_REGEX_DFA_BYTES,
-            })?;
+        let dfa = Dfa::new(
+            &nfa,
+            limits::MAX_REGEX_DFA_BYTES,
+            limits::MAX_REGEX_DETERMINIZE_BYTES,
+        )
+        .map_err(|_| PatternError::TooLarge {
+            limit: limits::MAX_REGEX_DFA_BYTES,
+        })?;
         Ok(Pattern {
             plan: plan(source),
             dfa: Box::new(dfa),
@@ -138,18 +133,18 @@ impl Pattern {
             .chain((b' '..=b'~').filter(|b| !b.is_ascii_alphanumeric()))
             .collect();
         let dfa = &*self.dfa;
-        let start = dfa.start_state_forward(&Input::new("")).ok()?;
+        let start = dfa.start();
         let mut seen = HashSet::from([start]);
         let mut queue = VecDeque::from([(start, Vec::new())]);
         while let Some((state, text)) = queue.pop_front() {
-            if dfa.is_match_state(dfa.next_eoi_state(state)) {
+            if dfa.ends_in_match(state) {
                 let text = String::from_utf8(text).ok()?;
                 // The walk mirrors the search; the search has the last word.
                 return self.is_match(&text).then_some(text);
             }
             for &b in &bytes {
-                let next = dfa.next_state(state, b);
-                if dfa.is_dead_state(next) || dfa.is_quit_state(next) || seen.contains(&next) {
+                let next = dfa.next(state, b);
+                if dfa.is_dead(next) || seen.contains(&next) {
                     continue;
                 }
                 if seen.len() >= MAX_STATES {
@@ -164,13 +159,9 @@ impl Pattern {
         None
     }
 
-    /// One forward pass, stopping at the first byte where a match is certain. The search can
-    /// only fail on "quit" bytes, which this DFA has none of (no Unicode word boundary, no
-    /// configured quit set): an error would be a bug here, and reads as "no match".
+    /// One forward pass, stopping at the first byte where a match is certain or impossible.
     fn run(&self, haystack: &str) -> bool {
-        self.dfa
-            .try_search_fwd(&Input::new(haystack).earliest(true))
-            .is_ok_and(|m| m.is_some())
+        self.dfa.is_match(haystack.as_bytes())
     }
 }
 

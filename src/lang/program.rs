@@ -195,8 +195,8 @@ impl Needs {
 pub struct StrSet(Vec<String>);
 
 impl StrSet {
-    pub fn new(mut strings: Vec<String>) -> Self {
-        strings.sort_unstable();
+    pub fn new(strings: Vec<String>) -> Self {
+        let mut strings = super::sorted(strings);
         strings.dedup();
         StrSet(strings)
     }

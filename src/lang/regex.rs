@@ -18,9 +18,8 @@
 //! itself by the property tests and the `regex` fuzz target. Captures and greediness are
 //! dropped: the language only asks whether a pattern matches.
 
-use regex_automata::nfa::thompson::{self, Builder, NFA, Transition};
-use regex_automata::util::look::Look;
-use regex_automata::util::primitives::StateID;
+pub use super::automaton::Look;
+use super::automaton::{Builder, Nfa, StateId, TooLarge, Transition};
 use regex_syntax::utf8::Utf8Sequences;
 use std::ops::Range;
 
@@ -985,8 +984,8 @@ fn pred(c: char) -> Option<char> {
 }
 
 /// Sorted, with overlapping and adjacent ranges merged.
-fn canonical(mut ranges: Vec<(char, char)>) -> Vec<(char, char)> {
-    ranges.sort_unstable();
+fn canonical(ranges: Vec<(char, char)>) -> Vec<(char, char)> {
+    let ranges = super::sorted(ranges);
     let mut out: Vec<(char, char)> = Vec::with_capacity(ranges.len());
     for (a, b) in ranges {
         match out.last_mut() {
@@ -1043,15 +1042,13 @@ fn start_anchored(node: &Node) -> bool {
 }
 
 /// The NFA of `node` for an unanchored search, within `size_limit` bytes of heap.
-pub fn nfa(node: &Node, size_limit: usize) -> Result<NFA, Box<thompson::BuildError>> {
-    let mut c = Nfa { b: Builder::new() };
-    c.b.set_utf8(true);
-    c.b.set_size_limit(Some(size_limit))?;
-    c.b.start_pattern()?;
+pub fn nfa(node: &Node, size_limit: usize) -> Result<Nfa, TooLarge> {
+    let mut c = Thompson {
+        b: Builder::new(size_limit),
+    };
     let (start, end) = c.node(node)?;
     let matched = c.b.add_match()?;
     c.b.patch(end, matched)?;
-    c.b.finish_pattern(start)?;
     let unanchored = if start_anchored(node) {
         start
     } else {
@@ -1065,18 +1062,18 @@ pub fn nfa(node: &Node, size_limit: usize) -> Result<NFA, Box<thompson::BuildErr
         c.b.patch(prefix, any)?;
         prefix
     };
-    Ok(c.b.build(start, unanchored)?)
+    Ok(c.b.build(unanchored))
 }
 
-struct Nfa {
+struct Thompson {
     b: Builder,
 }
 
-type Frag = (StateID, StateID);
+type Frag = (StateId, StateId);
 
-impl Nfa {
+impl Thompson {
     /// A fragment: its entry and an empty exit state to patch to what follows.
-    fn node(&mut self, node: &Node) -> Result<Frag, Box<thompson::BuildError>> {
+    fn node(&mut self, node: &Node) -> Result<Frag, TooLarge> {
         match node {
             Node::Empty => {
                 let s = self.b.add_empty()?;
@@ -1151,9 +1148,9 @@ impl Nfa {
     /// A class as UTF-8 byte sequences: one sparse state on the first byte, then chains whose
     /// common tails are shared (every multi-byte sequence ends in `[80-BF]`), so `.` costs
     /// about 8 states rather than 22. All paths end in one exit.
-    fn class(&mut self, ranges: &[(char, char)]) -> Result<Frag, Box<thompson::BuildError>> {
+    fn class(&mut self, ranges: &[(char, char)]) -> Result<Frag, TooLarge> {
         let end = self.b.add_empty()?;
-        let mut tails: Vec<(u8, u8, StateID, StateID)> = Vec::new();
+        let mut tails: Vec<(u8, u8, StateId, StateId)> = Vec::new();
         let mut heads: Vec<Transition> = Vec::new();
         let mut others = Vec::new();
         for &(a, b) in ranges {

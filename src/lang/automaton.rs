@@ -1,0 +1,654 @@
+//! The language's regexes as automata over bytes: the Thompson NFA that `regex::nfa` builds
+//! from a parsed pattern, and the full DFA that `pattern` determinizes it into once, when the
+//! program is compiled. A request then walks one table entry per byte of the value and stops
+//! at the first byte where a match is certain or impossible.
+//!
+//! Written here rather than taken from `regex-automata` (whose dense DFA the language used
+//! before): its NFA compiler, determinizer and the code they bring with them (minimization and
+//! acceleration it cannot leave out, ordered maps, sorts) were 75 KB of the 517 KB module, and
+//! V8 compiles every byte of a module when Envoy loads it: measured, about 2 MiB of Envoy's RSS
+//! (BENCHMARKS.md, Memory). What the language needs is narrower: one pattern, an unanchored
+//! "is there a match" from the start of the value, ASCII look-around. Semantics are those of
+//! the former engine and of regex-lite, checked by the property tests and the `regex` fuzz
+//! target on generated patterns and haystacks.
+//!
+//! Look-around: a DFA state is the set of NFA states reached before their epsilon closure,
+//! with what the previous byte was (none, `\n`, `\r`, a word byte, another byte). The closure
+//! is taken when the next byte (or the end) is known, so every assertion is decided from the
+//! bytes on both sides of its position, as the former engine decided them.
+
+use std::collections::HashMap;
+
+/// An ASCII look-around assertion (what `\b`, `^`, `$`, `\A`, `\z` and friends compile to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// `\A`, or `^` without `(?m)`.
+    Start,
+    /// `\z`, or `$` without `(?m)`.
+    End,
+    /// `(?m)^`.
+    StartLF,
+    /// `(?m)$`.
+    EndLF,
+    /// `(?mR)^`: after `\n`, or after a `\r` not followed by `\n`.
+    StartCRLF,
+    /// `(?mR)$`: before `\r`, or before a `\n` not preceded by `\r`.
+    EndCRLF,
+    /// `\b`.
+    WordAscii,
+    /// `\B`.
+    WordAsciiNegate,
+    /// `\<`, `\b{start}`.
+    WordStartAscii,
+    /// `\>`, `\b{end}`.
+    WordEndAscii,
+    /// `\b{start-half}`: no word byte before.
+    WordStartHalfAscii,
+    /// `\b{end-half}`: no word byte after.
+    WordEndHalfAscii,
+}
+
+/// What is on one side of a position, as far as any assertion can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Side {
+    /// The start (before) or the end (after) of the value.
+    Edge,
+    Lf,
+    Cr,
+    Word,
+    Other,
+}
+
+impl Side {
+    fn of(b: u8) -> Side {
+        match b {
+            b'\n' => Side::Lf,
+            b'\r' => Side::Cr,
+            b if b == b'_' || b.is_ascii_alphanumeric() => Side::Word,
+            _ => Side::Other,
+        }
+    }
+
+    fn word(self) -> bool {
+        self == Side::Word
+    }
+}
+
+impl Look {
+    fn holds(self, before: Side, after: Side) -> bool {
+        use Side::*;
+        match self {
+            Look::Start => before == Edge,
+            Look::End => after == Edge,
+            Look::StartLF => matches!(before, Edge | Lf),
+            Look::EndLF => matches!(after, Edge | Lf),
+            Look::StartCRLF => matches!(before, Edge | Lf) || (before == Cr && after != Lf),
+            Look::EndCRLF => matches!(after, Edge | Cr) || (after == Lf && before != Cr),
+            Look::WordAscii => before.word() != after.word(),
+            Look::WordAsciiNegate => before.word() == after.word(),
+            Look::WordStartAscii => !before.word() && after.word(),
+            Look::WordEndAscii => before.word() && !after.word(),
+            Look::WordStartHalfAscii => !before.word(),
+            Look::WordEndHalfAscii => !after.word(),
+        }
+    }
+
+    /// Whether the assertion tells a word byte from another byte.
+    fn reads_words(self) -> bool {
+        !matches!(
+            self,
+            Look::Start | Look::End | Look::StartLF | Look::EndLF | Look::StartCRLF | Look::EndCRLF
+        )
+    }
+}
+
+pub type StateId = u32;
+
+/// The target of an empty state not patched yet: it leads nowhere.
+const UNSET: StateId = StateId::MAX;
+
+/// A byte range and where it leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub start: u8,
+    pub end: u8,
+    pub next: StateId,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Empty(StateId),
+    Range(Transition),
+    /// Ranges in ascending order that do not overlap.
+    Sparse(Vec<Transition>),
+    Union(Vec<StateId>),
+    Look(Look, StateId),
+    Match,
+    Fail,
+}
+
+/// The automaton would take more memory than its limit allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
+/// Builds an NFA state by state, counting the bytes it takes against a limit.
+pub struct Builder {
+    states: Vec<State>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl Builder {
+    pub fn new(limit: usize) -> Builder {
+        Builder {
+            states: Vec::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), TooLarge> {
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.bytes > self.limit {
+            return Err(TooLarge);
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, state: State, extra: usize) -> Result<StateId, TooLarge> {
+        self.charge(std::mem::size_of::<State>() + extra)?;
+        let id = StateId::try_from(self.states.len()).map_err(|_| TooLarge)?;
+        self.states.push(state);
+        Ok(id)
+    }
+
+    /// An empty state, to be patched to its successor.
+    pub fn add_empty(&mut self) -> Result<StateId, TooLarge> {
+        self.add(State::Empty(UNSET), 0)
+    }
+
+    pub fn add_look(&mut self, next: StateId, look: Look) -> Result<StateId, TooLarge> {
+        self.add(State::Look(look, next), 0)
+    }
+
+    pub fn add_union(&mut self, alternates: Vec<StateId>) -> Result<StateId, TooLarge> {
+        let extra = alternates.len() * std::mem::size_of::<StateId>();
+        self.add(State::Union(alternates), extra)
+    }
+
+    pub fn add_range(&mut self, t: Transition) -> Result<StateId, TooLarge> {
+        self.add(State::Range(t), 0)
+    }
+
+    pub fn add_sparse(&mut self, ranges: Vec<Transition>) -> Result<StateId, TooLarge> {
+        let extra = ranges.len() * std::mem::size_of::<Transition>();
+        self.add(State::Sparse(ranges), extra)
+    }
+
+    pub fn add_match(&mut self) -> Result<StateId, TooLarge> {
+        self.add(State::Match, 0)
+    }
+
+    pub fn add_fail(&mut self) -> Result<StateId, TooLarge> {
+        self.add(State::Fail, 0)
+    }
+
+    /// Points an empty state at `to`, or adds `to` as one more alternate of a union.
+    pub fn patch(&mut self, from: StateId, to: StateId) -> Result<(), TooLarge> {
+        let grew = match self.states.get_mut(from as usize) {
+            Some(State::Empty(next)) => {
+                *next = to;
+                false
+            }
+            Some(State::Union(alternates)) => {
+                alternates.push(to);
+                true
+            }
+            _ => false,
+        };
+        if grew {
+            self.charge(std::mem::size_of::<StateId>())?;
+        }
+        Ok(())
+    }
+
+    /// The NFA whose search starts at `start`.
+    pub fn build(self, start: StateId) -> Nfa {
+        let reads_words = self
+            .states
+            .iter()
+            .any(|s| matches!(s, State::Look(l, _) if l.reads_words()));
+        let reads_lines = self.states.iter().any(|s| {
+            matches!(
+                s,
+                State::Look(
+                    Look::StartLF | Look::EndLF | Look::StartCRLF | Look::EndCRLF,
+                    _
+                )
+            )
+        });
+        Nfa {
+            states: self.states,
+            start,
+            reads_words,
+            reads_lines,
+        }
+    }
+}
+
+/// A Thompson NFA over bytes with one start state.
+#[derive(Debug, Clone)]
+pub struct Nfa {
+    states: Vec<State>,
+    start: StateId,
+    /// Whether any assertion tells word bytes apart, or `\n` and `\r`: when none does, DFA
+    /// states need not remember the previous byte, and there are up to four times fewer.
+    reads_words: bool,
+    reads_lines: bool,
+}
+
+impl Nfa {
+    /// The previous byte's side, reduced to what this NFA's assertions can tell apart.
+    fn before(&self, side: Side) -> Side {
+        match side {
+            Side::Word if !self.reads_words => Side::Other,
+            Side::Lf | Side::Cr if !self.reads_lines => Side::Other,
+            side => side,
+        }
+    }
+
+    /// The byte classes: bytes no transition or assertion tells apart share a class. Classes
+    /// are runs of consecutive bytes, numbered in ascending order.
+    fn classes(&self) -> ([u8; 256], usize) {
+        let mut cut = [false; 256]; // a class starts at this byte
+        let mut mark = |start: u8, end: u8| {
+            cut[usize::from(start)] = true;
+            if let Some(after) = end.checked_add(1) {
+                cut[usize::from(after)] = true;
+            }
+        };
+        for s in &self.states {
+            match s {
+                State::Range(t) => mark(t.start, t.end),
+                State::Sparse(ts) => ts.iter().for_each(|t| mark(t.start, t.end)),
+                _ => {}
+            }
+        }
+        if self.reads_lines {
+            mark(b'\n', b'\n');
+            mark(b'\r', b'\r');
+        }
+        if self.reads_words {
+            mark(b'0', b'9');
+            mark(b'A', b'Z');
+            mark(b'_', b'_');
+            mark(b'a', b'z');
+        }
+        let mut classes = [0u8; 256];
+        let mut class = 0usize;
+        for b in 0..256 {
+            if b > 0 && cut[b] {
+                class += 1;
+            }
+            // At most 256 classes: one per byte.
+            classes[b] = class as u8;
+        }
+        (classes, class + 1)
+    }
+}
+
+/// A full DFA for an unanchored "is there a match" search from the start of a value.
+///
+/// States are rows of `stride` entries, one per byte class; a state's id is its row's first
+/// index, so a step is one load. Row 0 is the dead state (no match can follow), row 1 the
+/// match state (a match was found); both lead to themselves.
+#[derive(Clone)]
+pub struct Dfa {
+    classes: [u8; 256],
+    stride: u32,
+    table: Vec<StateId>,
+    /// By row: whether the value ending here is a match.
+    at_end: Vec<bool>,
+    start: StateId,
+}
+
+const DEAD: StateId = 0;
+
+impl Dfa {
+    /// Determinizes `nfa`. The table may take `table_limit` bytes; the sets of NFA states
+    /// that name DFA states while it is built, `scratch_limit` bytes. Past either, the pattern
+    /// is refused rather than matched slowly.
+    #[inline(never)] // V8 compiles each function alone: see lang::compile
+    pub fn new(nfa: &Nfa, table_limit: usize, scratch_limit: usize) -> Result<Dfa, TooLarge> {
+        let (classes, count) = nfa.classes();
+        // Each class's first byte stands for it, and the side it puts a position on.
+        let mut firsts = vec![0u8; count];
+        for b in (0..=255u8).rev() {
+            firsts[usize::from(classes[usize::from(b)])] = b;
+        }
+        let stride = count;
+        let mut d = Determinizer {
+            nfa,
+            seen: vec![0; nfa.states.len()],
+            stamp: 0,
+            stack: Vec::new(),
+            ids: HashMap::new(),
+            sets: Vec::new(),
+            scratch: 0,
+            scratch_limit,
+        };
+        let mut table: Vec<StateId> = vec![DEAD; stride];
+        table.extend(std::iter::repeat_n(stride as StateId, stride)); // the match state
+        let mut at_end = vec![false, true];
+        let charge_rows = |rows: usize| -> Result<(), TooLarge> {
+            if rows.saturating_mul(stride).saturating_mul(4) > table_limit {
+                return Err(TooLarge);
+            }
+            Ok(())
+        };
+        d.sets.push((Side::Other, Vec::new())); // dead
+        d.sets.push((Side::Other, Vec::new())); // match
+        let start = d.id_of(Side::Edge, vec![nfa.start])?;
+        let mut row = 2;
+        let mut closures: Vec<(Side, Option<Vec<StateId>>)> = Vec::new();
+        let mut next: Vec<StateId> = Vec::new();
+        while row < d.sets.len() {
+            charge_rows(row + 1)?;
+            let (before, seeds) = d.sets[row].clone();
+            closures.clear();
+            at_end.push(d.closure(&seeds, before, Side::Edge).is_none());
+            for &first in &firsts {
+                let after = Side::of(first);
+                let known = closures.iter().position(|(side, _)| *side == after);
+                let index = match known {
+                    Some(i) => i,
+                    None => {
+                        closures.push((after, d.closure(&seeds, before, after)));
+                        closures.len() - 1
+                    }
+                };
+                let target = match &closures[index].1 {
+                    None => stride as StateId,
+                    Some(states) => {
+                        next.clear();
+                        d.stamp_next();
+                        for &s in states {
+                            if let Some(to) = d.step(s, first)
+                                && d.mark(to)
+                            {
+                                next.push(to);
+                            }
+                        }
+                        if next.is_empty() {
+                            DEAD
+                        } else {
+                            let key = super::sorted(next.clone());
+                            let id = d.id_of(nfa.before(after), key)?;
+                            id * stride as StateId
+                        }
+                    }
+                };
+                table.push(target);
+            }
+            row += 1;
+        }
+        Ok(Dfa {
+            classes,
+            stride: stride as StateId,
+            table,
+            at_end,
+            start: start * stride as StateId,
+        })
+    }
+
+    /// Whether the regex matches somewhere in `haystack`.
+    pub fn is_match(&self, haystack: &[u8]) -> bool {
+        let matched = self.stride;
+        let mut s = self.start;
+        for &b in haystack {
+            if s <= matched {
+                return s == matched;
+            }
+            let class = StateId::from(self.classes[usize::from(b)]);
+            s = match self.table.get((s + class) as usize) {
+                Some(&next) => next,
+                None => return false,
+            };
+        }
+        self.ends_in_match(s)
+    }
+
+    /// Bytes this automaton keeps for the life of the program.
+    pub fn memory_usage(&self) -> usize {
+        self.table.len() * std::mem::size_of::<StateId>() + self.at_end.len() + self.classes.len()
+    }
+
+    // The walk over states is for the tools' examples (`Pattern::example`), not the filter.
+    #[cfg(not(target_os = "wasi"))]
+    pub fn start(&self) -> StateId {
+        self.start
+    }
+
+    #[cfg(not(target_os = "wasi"))]
+    pub fn next(&self, state: StateId, byte: u8) -> StateId {
+        let class = StateId::from(self.classes[usize::from(byte)]);
+        self.table
+            .get((state + class) as usize)
+            .copied()
+            .unwrap_or(DEAD)
+    }
+
+    #[cfg(not(target_os = "wasi"))]
+    pub fn is_dead(&self, state: StateId) -> bool {
+        state == DEAD
+    }
+
+    /// Whether a value that ends in `state` is a match.
+    pub fn ends_in_match(&self, state: StateId) -> bool {
+        self.at_end
+            .get((state / self.stride) as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+}
+
+struct Determinizer<'n> {
+    nfa: &'n Nfa,
+    /// By NFA state: the stamp of the last walk that reached it.
+    seen: Vec<u32>,
+    stamp: u32,
+    stack: Vec<StateId>,
+    ids: HashMap<(Side, Vec<StateId>), StateId>,
+    /// By DFA row: the side of the previous byte and the NFA states reached, before closure.
+    sets: Vec<(Side, Vec<StateId>)>,
+    scratch: usize,
+    scratch_limit: usize,
+}
+
+impl Determinizer<'_> {
+    fn stamp_next(&mut self) {
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.seen.iter_mut().for_each(|s| *s = 0);
+            self.stamp = 1;
+        }
+    }
+
+    /// Whether `s` is new in this walk (and marks it).
+    fn mark(&mut self, s: StateId) -> bool {
+        match self.seen.get_mut(s as usize) {
+            Some(stamp) if *stamp != self.stamp => {
+                *stamp = self.stamp;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The row of the DFA state `(before, set)`, added if new.
+    fn id_of(&mut self, before: Side, set: Vec<StateId>) -> Result<StateId, TooLarge> {
+        let key = (before, set);
+        if let Some(&id) = self.ids.get(&key) {
+            return Ok(id);
+        }
+        // The set twice (the map's key and the row's), and the map's own entry.
+        self.scratch = self
+            .scratch
+            .saturating_add(2 * key.1.len() * std::mem::size_of::<StateId>() + 64);
+        if self.scratch > self.scratch_limit {
+            return Err(TooLarge);
+        }
+        let id = StateId::try_from(self.sets.len()).map_err(|_| TooLarge)?;
+        self.sets.push(key.clone());
+        self.ids.insert(key, id);
+        Ok(id)
+    }
+
+    /// The states that read a byte, reached from `seeds` through empty states, unions and the
+    /// assertions that hold between `before` and `after`; `None` if a match is reached.
+    fn closure(&mut self, seeds: &[StateId], before: Side, after: Side) -> Option<Vec<StateId>> {
+        self.stamp_next();
+        let mut out = Vec::new();
+        self.stack.clear();
+        self.stack.extend(seeds.iter().rev());
+        while let Some(s) = self.stack.pop() {
+            if !self.mark(s) {
+                continue;
+            }
+            match self.nfa.states.get(s as usize) {
+                Some(State::Empty(next)) => self.stack.push(*next),
+                Some(State::Union(alternates)) => self.stack.extend(alternates.iter().rev()),
+                Some(State::Look(look, next)) => {
+                    if look.holds(before, after) {
+                        self.stack.push(*next);
+                    }
+                }
+                Some(State::Range(_) | State::Sparse(_)) => out.push(s),
+                Some(State::Match) => return None,
+                Some(State::Fail) | None => {}
+            }
+        }
+        Some(out)
+    }
+
+    /// Where NFA state `s` goes on `byte`, if it reads it.
+    fn step(&self, s: StateId, byte: u8) -> Option<StateId> {
+        match self.nfa.states.get(s as usize)? {
+            State::Range(t) => (t.start <= byte && byte <= t.end).then_some(t.next),
+            State::Sparse(ts) => ts
+                .iter()
+                .find(|t| t.start <= byte && byte <= t.end)
+                .map(|t| t.next),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::regex::{self, Limits};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn dfa(pattern: &str) -> Dfa {
+        let limits = Limits {
+            nesting: 128,
+            repetition: 1000,
+        };
+        let node = regex::parse(pattern, limits).unwrap_or_else(|e| panic!("{pattern}: {e:?}"));
+        let nfa = regex::nfa(&node, 1 << 20).unwrap_or_else(|_| panic!("{pattern}: NFA"));
+        Dfa::new(&nfa, 1 << 20, 1 << 20).unwrap_or_else(|_| panic!("{pattern}: DFA"))
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn assertions_are_decided_by_the_bytes_on_both_sides() {
+        let cases: &[(&str, &str, bool)] = &[
+            (r"\bfoo\b", "a foo b", true),
+            (r"\bfoo\b", "afoo b", false),
+            (r"\bfoo\b", "foo", true),
+            (r"\Bfoo", "afoo", true),
+            (r"\Bfoo", "a foo", false),
+            (r"\<ab", "x ab", true),
+            (r"\<ab", "xab", false),
+            (r"ab\>", "ab.", true),
+            (r"ab\>", "abc", false),
+            (r"\b{start-half}a", "-a", true),
+            (r"\b{start-half}a", "ba", false),
+            (r"a\b{end-half}", "a", true),
+            (r"a\b{end-half}", "ab", false),
+            (r"\Aab", "ab", true),
+            (r"\Aab", "cab", false),
+            (r"ab\z", "cab", true),
+            (r"ab\z", "abc", false),
+            (r"^b", "a\nb", false),
+            (r"(?m)^b", "a\nb", true),
+            (r"(?m)a$", "a\nb", true),
+            (r"(?m)a$", "ab", false),
+            // CRLF mode: a line ends before `\r`, and `\r\n` is one break.
+            (r"(?mR)a$", "a\r\nb", true),
+            (r"(?mR)^b", "a\r\nb", true),
+            (r"(?mR)^\nb", "a\r\nb", false),
+            (r"(?m)^\nb", "a\r\nb", false),
+            (r"(?mR)$\n", "a\r\nb", false),
+            (r"(?m)$\n", "a\r\nb", true),
+            // Byte positions, as the former engine decided them: inside `é` both sides are
+            // non-word bytes.
+            (r"\B", "aéa", true),
+            ("", "", true),
+            ("^$", "", true),
+            ("^$", "a", false),
+            ("[^a]", "é", true),
+            ("^.$", "é", true),
+            ("^..$", "é", false),
+        ];
+        for &(pattern, haystack, want) in cases {
+            assert_eq!(
+                dfa(pattern).is_match(haystack.as_bytes()),
+                want,
+                "/{pattern}/ on {haystack:?}"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn states_remember_the_previous_byte_only_when_an_assertion_reads_it() {
+        // `[a-z]+x` has no assertion: word and other bytes lead to the same states. With `\b`
+        // in front, the DFA must tell them apart and has more states.
+        let plain = dfa("[a-z]+x");
+        let bounded = dfa(r"\b[a-z]+x");
+        assert!(plain.at_end.len() < bounded.at_end.len());
+        assert!(plain.is_match(b"-abx") && bounded.is_match(b"-abx"));
+        assert!(plain.is_match(b"9abx") && !bounded.is_match(b"9abx"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_anchored_search_stops_at_the_first_byte_that_cannot_match() {
+        let d = dfa("^ab");
+        let after_x = d.next(d.start(), b'x');
+        assert!(d.is_dead(after_x));
+        assert!(!d.is_match(b"xab"));
+        // The match is known once `ab` is read, whatever follows.
+        let after_ab = d.next(d.next(d.start(), b'a'), b'b');
+        assert!(d.ends_in_match(after_ab));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn limits_refuse_large_automata() {
+        let node = regex::parse(
+            "^.{200}$",
+            Limits {
+                nesting: 128,
+                repetition: 1000,
+            },
+        )
+        .unwrap_or(regex::Node::Empty);
+        assert_eq!(regex::nfa(&node, 1_000).err(), Some(TooLarge));
+        let nfa = regex::nfa(&node, 1 << 20).unwrap_or_else(|_| panic!("NFA"));
+        assert!(Dfa::new(&nfa, 4_096, 1 << 20).is_err());
+        assert!(Dfa::new(&nfa, 1 << 20, 4_096).is_err());
+        let fits = Dfa::new(&nfa, 1 << 20, 1 << 20).unwrap_or_else(|_| panic!("DFA"));
+        assert!(fits.memory_usage() <= (1 << 20) + 4096);
+        assert!(fits.is_match("é".repeat(200).as_bytes()));
+        assert!(!fits.is_match("é".repeat(199).as_bytes()));
+    }
+}
