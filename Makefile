@@ -8,13 +8,13 @@ CARGO_WASM    := target/$(WASM_TARGET)/release/traffic_color.wasm
 WASM          := target/traffic_color.wasm
 WASM_OPT      := tools/wasm-opt/node_modules/.bin/wasm-opt
 # -O3, but a function with one caller is inlined into it only up to 100 bytes (binaryen's default
-# has no limit), and functions that differ only in constants are merged: V8 compiles the module
-# when Envoy loads it, the memory its optimizing compiler takes grows faster than a function's
-# size, and what it freed stays in Envoy's heap (tcmalloc keeps it). A 200-byte cap cost about
-# 17 MiB less RSS than none; 100 about 2 MiB less again (the regex DFA builder, 19.8 -> 17.7 KB);
-# merging takes the module 7 KB smaller; together 0.4% more instructions per request in Node,
-# under its timing noise (bench/memory_probe.py, bench/wasm_funcs.py; BENCHMARKS.md, Memory).
-WASM_OPT_ARGS := -O3 --one-caller-inline-max-function-size 100 --merge-similar-functions
+# has no limit): V8 compiles the module when Envoy loads it, the memory its optimizing compiler
+# takes grows faster than a function's size, and what it freed stays in Envoy's heap (tcmalloc
+# keeps it). A 200-byte cap cost about 17 MiB less RSS than none; 100 about 2 MiB less again.
+# `--merge-similar-functions` (7 KB smaller) is left out: measured, it cost Envoy about 2 MiB
+# more RSS with traffic-color and 5 MiB more with the minimal filter (bench/memory_probe.py,
+# bench/wasm_funcs.py; BENCHMARKS.md, Memory).
+WASM_OPT_ARGS := -O3 --one-caller-inline-max-function-size 100
 # The features rustc's wasm32-wasip1 output uses; Envoy's V8 has them all.
 WASM_FEATURES := --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals
 VENV          := .venv
@@ -45,11 +45,11 @@ cockpit: cockpit-web ## the release traffic-color binary with the cockpit page b
 
 test: lint unit wasm-test config-check e2e e2e-older ## everything CI runs: lint, native tests, core tests in Wasm under Node, offline config checks, end-to-end through Envoy (1.40, plus the routing table on older Envoys)
 
-unit: ## native unit and golden tests
-	cargo test --all-targets
+unit: ## native unit and golden tests (the filter's crate and the language's, lang/)
+	cargo test --workspace --all-targets
 
 wasm-test: toolchain wasm-bindgen ## the core's tests compiled to wasm32-unknown-unknown, run under Node with wasm-bindgen-test
-	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --lib --tests
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) cargo test --target wasm32-unknown-unknown --workspace --lib --tests
 
 e2e: wasm cockpit-web venv istio-deps e2e-tools prometheus-tools browser-tools ## end-to-end: the real Envoy with the built filter, real HTTP (Istio, Argo Rollouts and Flagger manifests, the image and its pinned digest, the Prometheus rules in a real Prometheus)
 	$(PY) -m pytest -q tests/e2e --wasm $(WASM)
@@ -83,9 +83,9 @@ config-check: wasm venv ## envoy --mode validate on every Envoy config; docker-c
 
 lint: toolchain ## cargo fmt --check and clippy (host, wasm32-wasip1, and wasm32-unknown-unknown for the cockpit's bindings) with warnings as errors
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
-	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
-	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --lib --target $(WASM_TARGET) -- -D warnings
+	cargo clippy --workspace --lib --target wasm32-unknown-unknown -- -D warnings
 	cargo fmt --manifest-path cockpit/assets/Cargo.toml -- --check
 	cargo clippy --manifest-path cockpit/assets/Cargo.toml --target-dir target/cockpit-assets -- -D warnings
 

@@ -15,14 +15,14 @@
 //! verdict and logs. `browser` (built for wasm32-unknown-unknown, `make cockpit-web`) exports
 //! [`inspect::api`] to the cockpit page through wasm-bindgen.
 
-pub mod bucket;
-pub mod config;
-pub mod config_hash;
+pub use traffic_color_lang::bucket;
+pub use traffic_color_lang::{config, config_hash};
 // Tools only (the CLI, the cockpit page): kept out of the filter's build entirely, so the
 // module's code, and how the compiler inlines the code it shares with them, stay as they were.
 #[cfg(not(target_os = "wasi"))]
 pub mod inspect;
-pub mod lang;
+/// The rules language, in its own crate (lang/) for its own opt-level: see Cargo.toml.
+pub use traffic_color_lang as lang;
 pub mod metrics;
 pub mod outcome;
 pub mod request;

@@ -98,7 +98,7 @@ fn compile_in_child(what: &str, source: &str, limit: Duration) -> String {
 
 /// Found by `cargo fuzz run compile` (artifact bytes `"\x02\\\\\\`): a backslash right before
 /// the end of the input or a newline, inside a string, made the lexer loop forever
-/// (src/lang/lexer.rs, `Lexer::string`: the `Some('\n') | None` arm after `\\` resets `pos` to
+/// (lang/src/lexer.rs, `Lexer::string`: the `Some('\n') | None` arm after `\\` resets `pos` to
 /// the backslash, which is read again). In Envoy `on_configure` never returns: the proxy hangs
 /// at startup, or its main thread hangs on a listener update. A typo away:
 /// `header["a"] == "x\` at the end of a line.

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = lang::render_all(&diagnostics, source);
         }
         Ok(program) => {
-            let _ = traffic_color::metrics::Names::for_program(&program);
+            let _ = traffic_color::metrics::Names::for_program(&program, true);
             let req = SimpleRequest::new("GET", "/");
             let claims = ClaimSource::of(ClaimTrust::Unverified);
             let facts = RequestFacts::new(&req, &program.needs, &claims);

@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     match FilterConfig::from_json(data) {
         Ok(config) => {
             assert!(!config.header.as_str().is_empty());
-            let _ = traffic_color::metrics::Names::for_program(&config.program);
+            let _ = traffic_color::metrics::Names::for_program(&config.program, true);
             assert!(traffic_color::config_hash::of_json(data).is_some());
         }
         Err(e) => {

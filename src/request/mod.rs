@@ -4,8 +4,9 @@
 pub mod baggage;
 pub mod cookie;
 pub mod header_map;
-pub mod jwt;
-pub mod metadata;
+// Claims decoding lives with the language (lang/), compiled for size: a token is decoded once
+// and cached (`token_cache`), metadata once per request that reads claims.
+pub use traffic_color_lang::{jwt, metadata};
 pub mod query;
 mod simple;
 pub mod token_cache;

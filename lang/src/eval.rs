@@ -196,6 +196,7 @@ fn with_key_text<T>(key: &Val, facts: &impl Facts, hash: impl FnOnce(&str) -> T)
 }
 
 impl Test {
+    #[inline]
     pub fn holds(&self, seen: Seen<'_>) -> bool {
         self.check.eval(seen).is_some_and(|b| b != self.negate)
     }
@@ -203,6 +204,7 @@ impl Test {
 
 impl Check {
     /// `None` when the value cannot be read as what the check compares (absent for this test).
+    #[inline]
     pub fn eval(&self, seen: Seen<'_>) -> Option<bool> {
         match seen {
             Seen::Json(Json::Array(items)) => {
@@ -228,6 +230,7 @@ impl Check {
         }
     }
 
+    #[inline]
     fn eval_scalar(&self, seen: Seen<'_>) -> Option<bool> {
         match self {
             Check::Eq(lit) => eq(seen, lit),
@@ -271,6 +274,7 @@ impl Check {
     }
 }
 
+#[inline]
 fn eq(seen: Seen<'_>, lit: &Scalar) -> Option<bool> {
     match lit {
         Scalar::Str(s) => text(seen).map(|t| t == s),
@@ -281,6 +285,7 @@ fn eq(seen: Seen<'_>, lit: &Scalar) -> Option<bool> {
 }
 
 /// Strings as themselves; JSON numbers and booleans are not text (compare them as what they are).
+#[inline]
 fn text<'a>(seen: Seen<'a>) -> Option<&'a str> {
     match seen {
         Seen::Text(t) => Some(t),
@@ -289,10 +294,12 @@ fn text<'a>(seen: Seen<'a>) -> Option<&'a str> {
     }
 }
 
+#[inline]
 fn as_text(j: &Json) -> Option<&str> {
     j.as_str()
 }
 
+#[inline]
 fn number(seen: Seen<'_>) -> Option<f64> {
     let n = match seen {
         Seen::Text(t) => t.trim().parse::<f64>().ok()?,
@@ -304,6 +311,7 @@ fn number(seen: Seen<'_>) -> Option<f64> {
     n.is_finite().then_some(n)
 }
 
+#[inline]
 fn boolean(seen: Seen<'_>) -> Option<bool> {
     match seen {
         Seen::Json(Json::Bool(b)) => Some(*b),
@@ -317,6 +325,7 @@ fn boolean(seen: Seen<'_>) -> Option<bool> {
 
 /// Reads app versions leniently: `v5.2`, `5.2` and `5` read as 5.2.0, 5.2.0 and 5.0.0, because
 /// clients rarely send all three parts; anything else must be semver.
+#[inline]
 fn version(seen: Seen<'_>) -> Option<semver::Version> {
     let raw = text(seen)?.trim();
     let raw = raw.strip_prefix(['v', 'V']).unwrap_or(raw);

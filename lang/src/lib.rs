@@ -1,15 +1,21 @@
-//! The rules language: lexer → parser → compiler → evaluator. Nothing here calls the host.
+//! The rules language: lexer → parser → compiler → evaluator, and the sticky buckets its
+//! `bucket` and `split` read. Nothing here calls the host.
 
 pub mod ast;
 mod automaton;
+pub mod bucket;
 mod compile;
+pub mod config;
+pub mod config_hash;
 pub mod error;
 pub mod eval;
 pub mod explain;
+pub mod jwt;
 #[cfg(not(target_os = "wasi"))]
 pub mod knobs;
 mod lexer;
 pub mod limits;
+pub mod metadata;
 mod parser;
 pub mod pattern;
 pub mod program;

@@ -4,12 +4,14 @@
 use std::io::Read;
 
 /// `murmur3_x86_32(utf8(group + ":" + key), seed 0) % 100 + 1`: a number in 1..=100.
+#[inline]
 pub fn bucket(group: &str, key: &str) -> u32 {
     bucket_of(group.as_bytes().chain(&b":"[..]).chain(key.as_bytes()))
 }
 
 /// Same as [`bucket`] with `group:` already joined: hashes the parts in sequence rather than
 /// building the joined string on every request.
+#[inline]
 pub(crate) fn bucket_of_prefixed(prefix: &str, key: &str) -> u32 {
     bucket_of(prefix.as_bytes().chain(key.as_bytes()))
 }
@@ -17,10 +19,12 @@ pub(crate) fn bucket_of_prefixed(prefix: &str, key: &str) -> u32 {
 /// Parts per million of a split: `murmur3_x86_32(group + ":" + key) % 1_000_000`, read as a
 /// percentage with four decimals, so `split(..) < 0.1` selects 0.1% (and `< 0.0001` one in a
 /// million). The same hash as [`bucket`], so a split is as stable as a bucket.
+#[inline]
 pub fn split(group: &str, key: &str) -> f64 {
     split_of(group.as_bytes().chain(&b":"[..]).chain(key.as_bytes()))
 }
 
+#[inline]
 pub(crate) fn split_of_prefixed(prefix: &str, key: &str) -> f64 {
     split_of(prefix.as_bytes().chain(key.as_bytes()))
 }
@@ -31,19 +35,23 @@ pub const SPLIT_VALUES: u32 = 1_000_000;
 pub const BUCKET_VALUES: u32 = 100;
 
 /// The split value of `ppm` parts per million, as rules compare it.
+#[inline]
 pub fn split_value(ppm: u32) -> f64 {
     f64::from(ppm) / 10_000.0
 }
 
+#[inline]
 fn split_of(mut bytes: impl Read) -> f64 {
     split_value(murmur3::murmur3_32(&mut bytes, 0).unwrap_or(0) % SPLIT_VALUES)
 }
 
+#[inline]
 fn bucket_of(mut bytes: impl Read) -> u32 {
     // Reading from byte slices cannot fail; 0 keeps the function total anyway.
     murmur3::murmur3_32(&mut bytes, 0).unwrap_or(0) % BUCKET_VALUES + 1
 }
 
+#[inline]
 pub fn murmur3_x86_32(bytes: &[u8]) -> u32 {
     // Reading from a byte slice cannot fail; 0 keeps the signature total anyway.
     murmur3::murmur3_32(&mut std::io::Cursor::new(bytes), 0).unwrap_or(0)

@@ -20,6 +20,7 @@ pub struct Program {
 pub struct Tag(pub(crate) String);
 
 impl Tag {
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -46,11 +47,13 @@ pub struct Window {
 }
 
 impl Window {
+    #[inline]
     pub fn is_always(&self) -> bool {
         self.from.is_none() && self.until.is_none()
     }
 
     /// A windowed rule is out of force when the clock is unknown.
+    #[inline]
     pub fn contains(&self, now: Option<i64>) -> bool {
         if self.is_always() {
             return true;
@@ -201,10 +204,12 @@ impl StrSet {
         StrSet(strings)
     }
 
+    #[inline]
     pub fn contains(&self, s: &str) -> bool {
         self.0.binary_search_by(|item| item.as_str().cmp(s)).is_ok()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -100,6 +100,7 @@ impl Pattern {
     }
 
     /// Whether a test may read the whole value (a literal plan like `^lit` does not).
+    #[inline]
     pub fn scans(&self) -> bool {
         !matches!(self.plan, Plan::IsPrefix(_) | Plan::IsExact(_))
     }
@@ -109,6 +110,7 @@ impl Pattern {
         self.dfa.memory_usage()
     }
 
+    #[inline]
     pub fn is_match(&self, haystack: &str) -> bool {
         match &self.plan {
             Plan::RegexOnly => self.run(haystack),
@@ -160,6 +162,7 @@ impl Pattern {
     }
 
     /// One forward pass, stopping at the first byte where a match is certain or impossible.
+    #[inline]
     fn run(&self, haystack: &str) -> bool {
         self.dfa.is_match(haystack.as_bytes())
     }

@@ -402,6 +402,7 @@ impl Dfa {
     }
 
     /// Whether the regex matches somewhere in `haystack`.
+    #[inline]
     pub fn is_match(&self, haystack: &[u8]) -> bool {
         let matched = self.stride;
         let mut s = self.start;
@@ -547,7 +548,7 @@ impl Determinizer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lang::regex::{self, Limits};
+    use crate::regex::{self, Limits};
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn dfa(pattern: &str) -> Dfa {

@@ -3,6 +3,7 @@
 
 /// Unix nanoseconds, the clock every rule window is compared on; `None` before 1970 or after
 /// 2262 (past `i64`), where no window can be decided.
+#[inline]
 pub fn unix_nanos(t: std::time::SystemTime) -> Option<i64> {
     let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
     i64::try_from(since.as_nanos()).ok()

@@ -2,7 +2,7 @@
 //! and compiled once. Every problem is reported with where it is: JSON line/column, or the
 //! rules' own diagnostics.
 
-use crate::lang::{self, Diagnostic, Program};
+use crate::{self as lang, Diagnostic, Program};
 use serde::Deserialize;
 use std::fmt;
 
@@ -422,7 +422,7 @@ impl fmt::Display for ConfigError {
             ConfigError::HeaderName { key, value, at } => write!(
                 f,
                 "invalid `{key}` \"{}\" at {at}: use letters, digits, `-`, `_` or `.`",
-                crate::lang::error::escape(value)
+                crate::error::escape(value)
             ),
             ConfigError::ReservedHeader {
                 key,
@@ -432,7 +432,7 @@ impl fmt::Display for ConfigError {
             } => write!(
                 f,
                 "`{key}` \"{}\" at {at} cannot be the filter's: {why}",
-                crate::lang::error::escape(value)
+                crate::error::escape(value)
             ),
             ConfigError::Visitor { key, why, at } => {
                 write!(f, "invalid `visitor.{key}` at {at}: {why}")
