@@ -56,6 +56,8 @@ enum Side {
     Lf,
     Cr,
     Word,
+    /// A UTF-8 continuation byte (`80`–`BF`): the position before it is inside a character.
+    Inside,
     Other,
 }
 
@@ -65,6 +67,7 @@ impl Side {
             b'\n' => Side::Lf,
             b'\r' => Side::Cr,
             b if b == b'_' || b.is_ascii_alphanumeric() => Side::Word,
+            0x80..=0xBF => Side::Inside,
             _ => Side::Other,
         }
     }
@@ -77,6 +80,11 @@ impl Side {
 impl Look {
     fn holds(self, before: Side, after: Side) -> bool {
         use Side::*;
+        // Values are UTF-8 and regex-lite, whose meaning the language keeps, looks only between
+        // characters: `\B` holds between the two bytes of `é` by their sides, yet is no match.
+        if after == Inside {
+            return false;
+        }
         match self {
             Look::Start => before == Edge,
             Look::End => after == Edge,
@@ -227,9 +235,11 @@ impl Builder {
                 )
             )
         });
+        let looks = self.states.iter().any(|s| matches!(s, State::Look(..)));
         Nfa {
             states: self.states,
             start,
+            looks,
             reads_words,
             reads_lines,
         }
@@ -241,6 +251,8 @@ impl Builder {
 pub struct Nfa {
     states: Vec<State>,
     start: StateId,
+    /// Whether there is any assertion: they hold only between characters (`Side::Inside`).
+    looks: bool,
     /// Whether any assertion tells word bytes apart, or `\n` and `\r`: when none does, DFA
     /// states need not remember the previous byte, and there are up to four times fewer.
     reads_words: bool,
@@ -251,6 +263,7 @@ impl Nfa {
     /// The previous byte's side, reduced to what this NFA's assertions can tell apart.
     fn before(&self, side: Side) -> Side {
         match side {
+            Side::Inside => Side::Other,
             Side::Word if !self.reads_words => Side::Other,
             Side::Lf | Side::Cr if !self.reads_lines => Side::Other,
             side => side,
@@ -277,6 +290,9 @@ impl Nfa {
         if self.reads_lines {
             mark(b'\n', b'\n');
             mark(b'\r', b'\r');
+        }
+        if self.looks {
+            mark(0x80, 0xBF);
         }
         if self.reads_words {
             mark(b'0', b'9');
@@ -592,9 +608,15 @@ mod tests {
             (r"(?m)^\nb", "a\r\nb", false),
             (r"(?mR)$\n", "a\r\nb", false),
             (r"(?m)$\n", "a\r\nb", true),
-            // Byte positions, as the former engine decided them: inside `é` both sides are
-            // non-word bytes.
-            (r"\B", "aéa", true),
+            // Only between characters, as regex-lite decides: inside `é` both sides are non-word
+            // bytes, but `\B` does not hold there (the former DFA said it did).
+            (r"\B", "aéa", false),
+            (r"\B", "S١a", false),
+            (r"\B", "é", true),
+            (r"\b{end-half}", "aé", true),
+            (r"a\b{end-half}", "aé", true),
+            (r"\b{start-half}\b{end-half}", "éa", true),
+            (r"^\b{start-half}\b{end-half}", "a", false),
             ("", "", true),
             ("^$", "", true),
             ("^$", "a", false),
