@@ -609,7 +609,7 @@ mod tests {
             (r"(?mR)$\n", "a\r\nb", false),
             (r"(?m)$\n", "a\r\nb", true),
             // Only between characters, as regex-lite decides: inside `é` both sides are non-word
-            // bytes, but `\B` does not hold there (the former DFA said it did).
+            // bytes, but `\B` does not hold there (nor did it with the former dense DFA).
             (r"\B", "aéa", false),
             (r"\B", "S١a", false),
             (r"\B", "é", true),
