@@ -89,9 +89,9 @@ def run(node: str, wasm: str, size: int, repeats: int) -> dict[str, float]:
                     "requests": [{"name": label, "headers": [
                         [":method", "GET"], [":path", "/"], [":authority", "example.com"],
                         ["x-v", value]]}],
-                    "variants": {label: {"config": v["config"], "expect": v["expect"]}}}
+                    "variants": {label: {"wasm": wasm, "config": v["config"], "expect": v["expect"]}}}
             path.write_text(json.dumps(spec))
-            r = subprocess.run([node, "--no-liftoff", str(BENCH / "node_host.js"), wasm,
+            r = subprocess.run([node, "--no-liftoff", str(BENCH / "node_host.js"),
                                 str(path)], capture_output=True, text=True, timeout=1800)
             if r.returncode != 0:
                 sys.exit(f"{label} @ {size}: node_host.js failed:\n{r.stdout}{r.stderr}")
@@ -125,14 +125,14 @@ def worst_program(node: str, wasm: str, size: int, repeats: int) -> float:
     assert set(value) <= {"a", "b"}
     spec = {"iterations": 20, "requests": [{"name": "worst", "headers": [
         [":method", "GET"], [":path", "/"], [":authority", "example.com"], ["x-v", value]]}],
-        "variants": {"worst": {"config": json.dumps({"rules": rules + 'default -> "miss"\n'}),
+        "variants": {"worst": {"wasm": wasm, "config": json.dumps({"rules": rules + 'default -> "miss"\n'}),
                                "expect": ["miss"]}}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spec.json"
         path.write_text(json.dumps(spec))
         runs = []
         for _ in range(repeats):
-            r = subprocess.run([node, "--no-liftoff", str(BENCH / "node_host.js"), wasm,
+            r = subprocess.run([node, "--no-liftoff", str(BENCH / "node_host.js"),
                                 str(path)], capture_output=True, text=True, timeout=1800)
             if r.returncode != 0:
                 sys.exit(f"worst program: node_host.js failed:\n{r.stdout}{r.stderr}")

@@ -18,6 +18,7 @@
 //! bytes on both sides of its position, as the former engine decided them.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// An ASCII look-around assertion (what `\b`, `^`, `$`, `\A`, `\z` and friends compile to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,8 +221,9 @@ impl Builder {
         Ok(())
     }
 
-    /// The NFA whose search starts at `start`.
-    pub fn build(self, start: StateId) -> Nfa {
+    /// The NFA whose search starts at `start`; `unanchored` if `start` is a loop over any byte
+    /// in front of the pattern (`regex::nfa`).
+    pub fn build(self, start: StateId, unanchored: bool) -> Nfa {
         let reads_words = self
             .states
             .iter()
@@ -239,6 +241,7 @@ impl Builder {
         Nfa {
             states: self.states,
             start,
+            unanchored,
             looks,
             reads_words,
             reads_lines,
@@ -251,6 +254,7 @@ impl Builder {
 pub struct Nfa {
     states: Vec<State>,
     start: StateId,
+    unanchored: bool,
     /// Whether there is any assertion: they hold only between characters (`Side::Inside`).
     looks: bool,
     /// Whether any assertion tells word bytes apart, or `\n` and `\r`: when none does, DFA
@@ -352,6 +356,9 @@ impl Dfa {
             sets: Vec::new(),
             scratch: 0,
             scratch_limit,
+            base: Vec::new(),
+            base_walk: Vec::new(),
+            walked: Vec::new(),
         };
         let mut table: Vec<StateId> = vec![DEAD; stride];
         table.extend(std::iter::repeat_n(stride as StateId, stride)); // the match state
@@ -362,50 +369,65 @@ impl Dfa {
             }
             Ok(())
         };
-        d.sets.push((Side::Other, Vec::new())); // dead
-        d.sets.push((Side::Other, Vec::new())); // match
-        let start = d.id_of(Side::Edge, vec![nfa.start])?;
+        d.sets.push((Side::Other, Rc::from([]))); // dead
+        d.sets.push((Side::Other, Rc::from([]))); // match
+        // An unanchored search re-enters the pattern's start after every byte, so every state
+        // holds the states the start stands for: they are left out of the keys (shorter keys,
+        // less to hash, sort and keep) and added back when a row is built.
+        let base = if nfa.unanchored {
+            d.base = d.reduce(&[nfa.start]);
+            d.base_walk = d.walked.clone();
+            super::sorted(d.base.clone())
+        } else {
+            Vec::new()
+        };
+        let start_key = if nfa.unanchored {
+            Vec::new()
+        } else {
+            super::sorted(d.reduce(&[nfa.start]))
+        };
+        let start = d.id_of(Side::Edge, &start_key)?;
+        // The classes by the side their bytes put a position on (uniform within a class
+        // whenever an assertion could tell).
+        let mut by_side: Vec<(Side, Vec<usize>)> = Vec::new();
+        for (class, &first) in firsts.iter().enumerate() {
+            let side = Side::of(first);
+            match by_side.iter_mut().find(|(s, _)| *s == side) {
+                Some((_, v)) => v.push(class),
+                None => by_side.push((side, vec![class])),
+            }
+        }
+        let mut buckets: Vec<Vec<StateId>> = vec![Vec::new(); stride];
+        let mut targets: Vec<StateId> = vec![DEAD; stride];
         let mut row = 2;
-        let mut closures: Vec<(Side, Option<Vec<StateId>>)> = Vec::new();
-        let mut next: Vec<StateId> = Vec::new();
         while row < d.sets.len() {
             charge_rows(row + 1)?;
-            let (before, seeds) = d.sets[row].clone();
-            closures.clear();
+            let (before, encoded) = d.sets[row].clone();
+            let mut seeds = decode(&encoded);
+            seeds.extend_from_slice(&base);
             at_end.push(d.closure(&seeds, before, Side::Edge).is_none());
-            for &first in &firsts {
-                let after = Side::of(first);
-                let known = closures.iter().position(|(side, _)| *side == after);
-                let index = match known {
-                    Some(i) => i,
-                    None => {
-                        closures.push((after, d.closure(&seeds, before, after)));
-                        closures.len() - 1
-                    }
+            for (after, members) in &by_side {
+                let Some(states) = d.closure(&seeds, before, *after) else {
+                    members.iter().for_each(|&c| targets[c] = stride as StateId);
+                    continue;
                 };
-                let target = match &closures[index].1 {
-                    None => stride as StateId,
-                    Some(states) => {
-                        next.clear();
-                        d.stamp_next();
-                        for &s in states {
-                            if let Some(to) = d.step(s, first)
-                                && d.mark(to)
-                            {
-                                next.push(to);
-                            }
-                        }
-                        if next.is_empty() {
-                            DEAD
-                        } else {
-                            let key = super::sorted(next.clone());
-                            let id = d.id_of(nfa.before(after), key)?;
-                            id * stride as StateId
-                        }
-                    }
-                };
-                table.push(target);
+                // Each byte state's targets into the buckets of the classes its ranges cover.
+                for &c in members {
+                    buckets[c].clear();
+                }
+                for &s in &states {
+                    d.spread(s, &classes, &mut buckets);
+                }
+                for &c in members {
+                    let key = d.reduce_beyond_base(&buckets[c]);
+                    targets[c] = if key.is_empty() && !nfa.unanchored {
+                        DEAD
+                    } else {
+                        d.id_of(nfa.before(*after), &super::sorted(key))? * stride as StateId
+                    };
+                }
             }
+            table.extend_from_slice(&targets);
             row += 1;
         }
         Ok(Dfa {
@@ -469,17 +491,62 @@ impl Dfa {
     }
 }
 
+/// Ascending state ids as LEB128 differences.
+fn encode(set: &[StateId]) -> Rc<[u8]> {
+    let mut out = Vec::with_capacity(set.len() + 4);
+    let mut previous = 0;
+    for &id in set {
+        let mut delta = id.wrapping_sub(previous);
+        previous = id;
+        loop {
+            let low = (delta & 0x7f) as u8;
+            delta >>= 7;
+            if delta == 0 {
+                out.push(low);
+                break;
+            }
+            out.push(low | 0x80);
+        }
+    }
+    Rc::from(out)
+}
+
+fn decode(bytes: &[u8]) -> Vec<StateId> {
+    let mut out = Vec::new();
+    let (mut previous, mut delta, mut shift) = (0 as StateId, 0 as StateId, 0u32);
+    for &b in bytes {
+        delta |= StateId::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+        if b & 0x80 == 0 {
+            previous = previous.wrapping_add(delta);
+            out.push(previous);
+            delta = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    out
+}
+
 struct Determinizer<'n> {
     nfa: &'n Nfa,
     /// By NFA state: the stamp of the last walk that reached it.
     seen: Vec<u32>,
     stamp: u32,
     stack: Vec<StateId>,
-    ids: HashMap<(Side, Vec<StateId>), StateId>,
-    /// By DFA row: the side of the previous byte and the NFA states reached, before closure.
-    sets: Vec<(Side, Vec<StateId>)>,
+    ids: HashMap<(Side, Rc<[u8]>), StateId>,
+    /// By DFA row: the side of the previous byte and the NFA states it stands for (`reduce`),
+    /// in ascending order, each as its difference from the one before in LEB128: most are a
+    /// byte, a quarter of the plain list (the determinizer's scratch limit counts these).
+    sets: Vec<(Side, Rc<[u8]>)>,
     scratch: usize,
     scratch_limit: usize,
+    /// The states an unanchored search's start stands for, and every state the walk to them
+    /// passed (`reduce_beyond_base` skips them).
+    base: Vec<StateId>,
+    base_walk: Vec<StateId>,
+    /// The states the last `reduce` passed.
+    walked: Vec<StateId>,
 }
 
 impl Determinizer<'_> {
@@ -502,16 +569,14 @@ impl Determinizer<'_> {
         }
     }
 
-    /// The row of the DFA state `(before, set)`, added if new.
-    fn id_of(&mut self, before: Side, set: Vec<StateId>) -> Result<StateId, TooLarge> {
-        let key = (before, set);
+    /// The row of the DFA state `(before, set)`, added if new; `set` in ascending order.
+    fn id_of(&mut self, before: Side, set: &[StateId]) -> Result<StateId, TooLarge> {
+        let key = (before, encode(set));
         if let Some(&id) = self.ids.get(&key) {
             return Ok(id);
         }
-        // The set twice (the map's key and the row's), and the map's own entry.
-        self.scratch = self
-            .scratch
-            .saturating_add(2 * key.1.len() * std::mem::size_of::<StateId>() + 64);
+        // The set once (shared by the map and the row), the map's entry and the row's.
+        self.scratch = self.scratch.saturating_add(key.1.len() + 48);
         if self.scratch > self.scratch_limit {
             return Err(TooLarge);
         }
@@ -519,6 +584,47 @@ impl Determinizer<'_> {
         self.sets.push(key.clone());
         self.ids.insert(key, id);
         Ok(id)
+    }
+
+    /// What `seeds` stand for: the states they reach through empty states and unions that read
+    /// a byte, assert or match. Two sets of seeds that reach the same such states lead to the
+    /// same closures whatever the next byte, so they name one DFA state (fewer states: `.{200}`
+    /// fits in its limit only so).
+    fn reduce(&mut self, seeds: &[StateId]) -> Vec<StateId> {
+        self.stamp_next();
+        self.walked.clear();
+        self.walk(seeds)
+    }
+
+    /// `reduce`, less the states the start stands for (`base`).
+    fn reduce_beyond_base(&mut self, seeds: &[StateId]) -> Vec<StateId> {
+        self.stamp_next();
+        for i in 0..self.base_walk.len() {
+            let s = self.base_walk[i];
+            self.mark(s);
+        }
+        self.walk(seeds)
+    }
+
+    fn walk(&mut self, seeds: &[StateId]) -> Vec<StateId> {
+        let mut out = Vec::new();
+        self.stack.clear();
+        self.stack.extend(seeds.iter().rev());
+        while let Some(s) = self.stack.pop() {
+            if !self.mark(s) {
+                continue;
+            }
+            self.walked.push(s);
+            match self.nfa.states.get(s as usize) {
+                Some(State::Empty(next)) => self.stack.push(*next),
+                Some(State::Union(alternates)) => self.stack.extend(alternates.iter().rev()),
+                Some(State::Range(_) | State::Sparse(_) | State::Look(..) | State::Match) => {
+                    out.push(s)
+                }
+                Some(State::Fail) | None => {}
+            }
+        }
+        out
     }
 
     /// The states that read a byte, reached from `seeds` through empty states, unions and the
@@ -548,15 +654,21 @@ impl Determinizer<'_> {
         Some(out)
     }
 
-    /// Where NFA state `s` goes on `byte`, if it reads it.
-    fn step(&self, s: StateId, byte: u8) -> Option<StateId> {
-        match self.nfa.states.get(s as usize)? {
-            State::Range(t) => (t.start <= byte && byte <= t.end).then_some(t.next),
-            State::Sparse(ts) => ts
-                .iter()
-                .find(|t| t.start <= byte && byte <= t.end)
-                .map(|t| t.next),
-            _ => None,
+    /// Adds where NFA state `s` goes to the bucket of every class its ranges cover (classes
+    /// are runs of bytes in ascending order, so a range covers consecutive classes).
+    fn spread(&self, s: StateId, classes: &[u8; 256], buckets: &mut [Vec<StateId>]) {
+        let mut add = |t: &Transition| {
+            let (a, b) = (classes[usize::from(t.start)], classes[usize::from(t.end)]);
+            for c in a..=b {
+                if let Some(bucket) = buckets.get_mut(usize::from(c)) {
+                    bucket.push(t.next);
+                }
+            }
+        };
+        match self.nfa.states.get(s as usize) {
+            Some(State::Range(t)) => add(t),
+            Some(State::Sparse(ts)) => ts.iter().for_each(add),
+            _ => {}
         }
     }
 }

@@ -1049,7 +1049,8 @@ pub fn nfa(node: &Node, size_limit: usize) -> Result<Nfa, TooLarge> {
     let (start, end) = c.node(node)?;
     let matched = c.b.add_match()?;
     c.b.patch(end, matched)?;
-    let unanchored = if start_anchored(node) {
+    let anchored = start_anchored(node);
+    let unanchored = if anchored {
         start
     } else {
         // `(?s-u:.)*?` before the pattern: any byte, any number of times.
@@ -1062,7 +1063,7 @@ pub fn nfa(node: &Node, size_limit: usize) -> Result<Nfa, TooLarge> {
         c.b.patch(prefix, any)?;
         prefix
     };
-    Ok(c.b.build(unanchored))
+    Ok(c.b.build(unanchored, !anchored))
 }
 
 struct Thompson {
