@@ -357,7 +357,7 @@ impl Dfa {
             scratch: 0,
             scratch_limit,
             base: Vec::new(),
-            base_walk: Vec::new(),
+            in_base: vec![false; nfa.states.len()],
             walked: Vec::new(),
         };
         let mut table: Vec<StateId> = vec![DEAD; stride];
@@ -376,7 +376,11 @@ impl Dfa {
         // less to hash, sort and keep) and added back when a row is built.
         let base = if nfa.unanchored {
             d.base = d.reduce(&[nfa.start]);
-            d.base_walk = d.walked.clone();
+            for i in 0..d.walked.len() {
+                if let Some(b) = d.in_base.get_mut(d.walked[i] as usize) {
+                    *b = true;
+                }
+            }
             super::sorted(d.base.clone())
         } else {
             Vec::new()
@@ -541,10 +545,10 @@ struct Determinizer<'n> {
     sets: Vec<(Side, Rc<[u8]>)>,
     scratch: usize,
     scratch_limit: usize,
-    /// The states an unanchored search's start stands for, and every state the walk to them
-    /// passed (`reduce_beyond_base` skips them).
+    /// The states an unanchored search's start stands for, and by NFA state whether the walk
+    /// to them passed it (`reduce_beyond_base` skips those).
     base: Vec<StateId>,
-    base_walk: Vec<StateId>,
+    in_base: Vec<bool>,
     /// The states the last `reduce` passed.
     walked: Vec<StateId>,
 }
@@ -593,25 +597,23 @@ impl Determinizer<'_> {
     fn reduce(&mut self, seeds: &[StateId]) -> Vec<StateId> {
         self.stamp_next();
         self.walked.clear();
-        self.walk(seeds)
+        self.walk(seeds, false)
     }
 
     /// `reduce`, less the states the start stands for (`base`).
     fn reduce_beyond_base(&mut self, seeds: &[StateId]) -> Vec<StateId> {
         self.stamp_next();
-        for i in 0..self.base_walk.len() {
-            let s = self.base_walk[i];
-            self.mark(s);
-        }
-        self.walk(seeds)
+        self.walk(seeds, true)
     }
 
-    fn walk(&mut self, seeds: &[StateId]) -> Vec<StateId> {
+    fn walk(&mut self, seeds: &[StateId], beyond_base: bool) -> Vec<StateId> {
         let mut out = Vec::new();
         self.stack.clear();
         self.stack.extend(seeds.iter().rev());
         while let Some(s) = self.stack.pop() {
-            if !self.mark(s) {
+            if !self.mark(s)
+                || (beyond_base && self.in_base.get(s as usize).copied().unwrap_or(false))
+            {
                 continue;
             }
             self.walked.push(s);
