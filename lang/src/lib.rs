@@ -1,5 +1,9 @@
-//! The rules language: lexer → parser → compiler → evaluator, and the sticky buckets its
-//! `bucket` and `split` read. Nothing here calls the host.
+//! The rules language (lexer → parser → compiler → evaluator), and what else the filter runs
+//! when a config or a token arrives: the config's parser and hash, the sticky buckets `bucket`
+//! and `split` read, claims decoding (`jwt`, `metadata`). Nothing here calls the host. A crate
+//! of its own so that it is compiled for size (the root Cargo.toml's profile says why); the
+//! filter's crate re-exports it as `traffic_color::lang`, `::config`, `::config_hash`, `::bucket`
+//! and `::request::{jwt, metadata}`.
 
 pub mod ast;
 mod automaton;
@@ -29,7 +33,7 @@ pub use program::Program;
 
 /// The syntax tree of a program as far as it parses (rules that fail to parse are left out;
 /// [`compile`] reports why), for tools that look at what was written rather than run it.
-/// Not in the filter's build (see `inspect` in lib.rs).
+/// Not in the filter's build (see `inspect` in src/lib.rs).
 #[cfg(not(target_os = "wasi"))]
 pub fn parse(source: &str) -> ast::Program {
     let mut errors = Vec::new();
