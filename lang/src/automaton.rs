@@ -356,9 +356,7 @@ impl Dfa {
             sets: Vec::new(),
             scratch: 0,
             scratch_limit,
-            base: Vec::new(),
             in_base: vec![false; nfa.states.len()],
-            walked: Vec::new(),
         };
         let mut table: Vec<StateId> = vec![DEAD; stride];
         table.extend(std::iter::repeat_n(stride as StateId, stride)); // the match state
@@ -374,21 +372,15 @@ impl Dfa {
         // An unanchored search re-enters the pattern's start after every byte, so every state
         // holds the states the start stands for: they are left out of the keys (shorter keys,
         // less to hash, sort and keep) and added back when a row is built.
-        let base = if nfa.unanchored {
-            d.base = d.reduce(&[nfa.start]);
-            for i in 0..d.walked.len() {
-                if let Some(b) = d.in_base.get_mut(d.walked[i] as usize) {
-                    *b = true;
-                }
+        let reached = d.reduce(&[nfa.start]);
+        let (base, start_key) = if nfa.unanchored {
+            // The walk just taken stamped every state it passed.
+            for (in_base, &seen) in d.in_base.iter_mut().zip(&d.seen) {
+                *in_base = seen == d.stamp;
             }
-            super::sorted(d.base.clone())
+            (super::sorted(reached), Vec::new())
         } else {
-            Vec::new()
-        };
-        let start_key = if nfa.unanchored {
-            Vec::new()
-        } else {
-            super::sorted(d.reduce(&[nfa.start]))
+            (Vec::new(), super::sorted(reached))
         };
         let start = d.id_of(Side::Edge, &start_key)?;
         // The classes by the side their bytes put a position on (uniform within a class
@@ -545,12 +537,9 @@ struct Determinizer<'n> {
     sets: Vec<(Side, Rc<[u8]>)>,
     scratch: usize,
     scratch_limit: usize,
-    /// The states an unanchored search's start stands for, and by NFA state whether the walk
-    /// to them passed it (`reduce_beyond_base` skips those).
-    base: Vec<StateId>,
+    /// By NFA state: whether the walk from an unanchored search's start passes it
+    /// (`reduce_beyond_base` skips those).
     in_base: Vec<bool>,
-    /// The states the last `reduce` passed.
-    walked: Vec<StateId>,
 }
 
 impl Determinizer<'_> {
@@ -596,7 +585,6 @@ impl Determinizer<'_> {
     /// fits in its limit only so).
     fn reduce(&mut self, seeds: &[StateId]) -> Vec<StateId> {
         self.stamp_next();
-        self.walked.clear();
         self.walk(seeds, false)
     }
 
@@ -616,7 +604,6 @@ impl Determinizer<'_> {
             {
                 continue;
             }
-            self.walked.push(s);
             match self.nfa.states.get(s as usize) {
                 Some(State::Empty(next)) => self.stack.push(*next),
                 Some(State::Union(alternates)) => self.stack.extend(alternates.iter().rev()),
