@@ -402,27 +402,14 @@ impl Dfa {
             let mut seeds = decode(&encoded);
             seeds.extend_from_slice(&base);
             at_end.push(d.closure(&seeds, before, Side::Edge).is_none());
-            for (after, members) in &by_side {
-                let Some(states) = d.closure(&seeds, before, *after) else {
-                    members.iter().for_each(|&c| targets[c] = stride as StateId);
-                    continue;
-                };
-                // Each byte state's targets into the buckets of the classes its ranges cover.
-                for &c in members {
-                    buckets[c].clear();
-                }
-                for &s in &states {
-                    d.spread(s, &classes, &mut buckets);
-                }
-                for &c in members {
-                    let key = d.reduce_beyond_base(&buckets[c]);
-                    targets[c] = if key.is_empty() && !nfa.unanchored {
-                        DEAD
-                    } else {
-                        d.id_of(nfa.before(*after), &super::sorted(key))? * stride as StateId
-                    };
-                }
-            }
+            d.row(
+                &seeds,
+                before,
+                &by_side,
+                &classes,
+                &mut buckets,
+                &mut targets,
+            )?;
             table.extend_from_slice(&targets);
             row += 1;
         }
@@ -543,6 +530,43 @@ struct Determinizer<'n> {
 }
 
 impl Determinizer<'_> {
+    /// The targets of one row (the state after `seeds`, reached with a byte on `before`'s
+    /// side), by class. Apart from `Dfa::new` to keep each function small (see lang::compile).
+    #[inline(never)]
+    fn row(
+        &mut self,
+        seeds: &[StateId],
+        before: Side,
+        by_side: &[(Side, Vec<usize>)],
+        classes: &[u8; 256],
+        buckets: &mut [Vec<StateId>],
+        targets: &mut [StateId],
+    ) -> Result<(), TooLarge> {
+        let stride = targets.len() as StateId;
+        for (after, members) in by_side {
+            let Some(states) = self.closure(seeds, before, *after) else {
+                members.iter().for_each(|&c| targets[c] = stride);
+                continue;
+            };
+            // Each byte state's targets into the buckets of the classes its ranges cover.
+            for &c in members {
+                buckets[c].clear();
+            }
+            for &s in &states {
+                self.spread(s, classes, buckets);
+            }
+            for &c in members {
+                let key = self.reduce_beyond_base(&buckets[c]);
+                targets[c] = if key.is_empty() && !self.nfa.unanchored {
+                    DEAD
+                } else {
+                    self.id_of(self.nfa.before(*after), &super::sorted(key))? * stride
+                };
+            }
+        }
+        Ok(())
+    }
+
     fn stamp_next(&mut self) {
         self.stamp = self.stamp.wrapping_add(1);
         if self.stamp == 0 {

@@ -584,22 +584,7 @@ impl FilterConfig {
             });
         }
         let visitor = raw.visitor.map(|v| visitor_cookie(v, &at)).transpose()?;
-        let program = lang::compile(&raw.rules).map_err(|diagnostics| ConfigError::Rules {
-            source: raw.rules.clone(),
-            diagnostics,
-        })?;
-        if let (Some(span), None) = (program.needs.visitor, &visitor) {
-            let mut diagnostic = lang::Diagnostic::new(lang::ErrorKind::VisitorNotConfigured, span);
-            diagnostic.rule = program
-                .rules
-                .iter()
-                .position(|r| r.span.start <= span.start && span.end <= r.span.end)
-                .map(|i| i + 1);
-            return Err(ConfigError::Rules {
-                source: raw.rules,
-                diagnostics: vec![diagnostic],
-            });
-        }
+        let program = program_of(&raw.rules, visitor.is_some())?;
         Ok(FilterConfig {
             program,
             header,
@@ -613,6 +598,29 @@ impl FilterConfig {
             outcome_metrics: raw.outcome_metrics,
         })
     }
+}
+
+/// The program of `rules`, which may read `visitor` only if the config has a visitor cookie.
+/// Apart from `from_json` to keep each function small (see lang::compile).
+#[inline(never)]
+fn program_of(rules: &str, has_visitor: bool) -> Result<Program, ConfigError> {
+    let program = lang::compile(rules).map_err(|diagnostics| ConfigError::Rules {
+        source: rules.to_string(),
+        diagnostics,
+    })?;
+    if let (Some(span), false) = (program.needs.visitor, has_visitor) {
+        let mut diagnostic = Diagnostic::new(lang::ErrorKind::VisitorNotConfigured, span);
+        diagnostic.rule = program
+            .rules
+            .iter()
+            .position(|r| r.span.start <= span.start && span.end <= r.span.end)
+            .map(|i| i + 1);
+        return Err(ConfigError::Rules {
+            source: rules.to_string(),
+            diagnostics: vec![diagnostic],
+        });
+    }
+    Ok(program)
 }
 
 /// Where the value of `path` (keys from the top-level object down) starts in `json`, for errors

@@ -94,6 +94,55 @@ struct FilterRoot {
 }
 
 impl FilterRoot {
+    /// The second half of `on_configure`, apart: V8 compiles every function of the module when
+    /// Envoy loads it, and the memory its optimizing compiler holds at once grows with the largest
+    /// (BENCHMARKS.md, Memory).
+    #[inline(never)]
+    fn activate(&mut self, config: FilterConfig, bytes: &[u8]) -> bool {
+        let names = metrics::Names::for_program(&config.program, config.outcome_metrics);
+        let Some(counters) =
+            metrics::Ids::define(&names, |kind, n| host::define_metric(kind, n).ok())
+        else {
+            error!("traffic-color: cannot define metrics");
+            return false;
+        };
+        bump_new(&metrics::config_loads());
+        // `from_json` parsed these bytes, so they have a hash.
+        let hash = config_hash::of_json(bytes)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let info = host::define_metric(Kind::Gauge, &metrics::config_info(&hash)).ok();
+        self.mark(info);
+        info!(
+            "traffic-color: loaded {} rules{}, color header `{}`, config hash {hash}",
+            config.program.rules.len(),
+            if config.program.default.is_some() {
+                " and a default"
+            } else {
+                ""
+            },
+            config.header.as_str()
+        );
+        if config.claims.trust() == ClaimTrust::Unverified {
+            warn!(
+                "traffic-color: jwt trust is `unverified`: token claims are read WITHOUT checking signatures; only run this behind a hop that verified the token"
+            );
+        }
+        let bulk_headers = bulk_headers(&config);
+        if let Some(old) = self.active.take() {
+            old.retire();
+        }
+        self.active = Some(Rc::new(Active {
+            config,
+            counters,
+            bulk_headers,
+            tokens: TokenCache::new(),
+            tally: RefCell::new(Tally::default()),
+            root_alive: Cell::new(true),
+        }));
+        true
+    }
+
     /// Marks the config this root now runs in the `_info` gauge (1), and the one it ran before
     /// as gone (0).
     ///
@@ -235,48 +284,7 @@ impl RootContext for FilterRoot {
                 return false;
             }
         };
-        let names = metrics::Names::for_program(&config.program, config.outcome_metrics);
-        let Some(counters) =
-            metrics::Ids::define(&names, |kind, n| host::define_metric(kind, n).ok())
-        else {
-            error!("traffic-color: cannot define metrics");
-            return false;
-        };
-        bump_new(&metrics::config_loads());
-        // `from_json` parsed these bytes, so they have a hash.
-        let hash = config_hash::of_json(&bytes)
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        let info = host::define_metric(Kind::Gauge, &metrics::config_info(&hash)).ok();
-        self.mark(info);
-        info!(
-            "traffic-color: loaded {} rules{}, color header `{}`, config hash {hash}",
-            config.program.rules.len(),
-            if config.program.default.is_some() {
-                " and a default"
-            } else {
-                ""
-            },
-            config.header.as_str()
-        );
-        if config.claims.trust() == ClaimTrust::Unverified {
-            warn!(
-                "traffic-color: jwt trust is `unverified`: token claims are read WITHOUT checking signatures; only run this behind a hop that verified the token"
-            );
-        }
-        let bulk_headers = bulk_headers(&config);
-        if let Some(old) = self.active.take() {
-            old.retire();
-        }
-        self.active = Some(Rc::new(Active {
-            config,
-            counters,
-            bulk_headers,
-            tokens: TokenCache::new(),
-            tally: RefCell::new(Tally::default()),
-            root_alive: Cell::new(true),
-        }));
-        true
+        self.activate(config, &bytes)
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -348,7 +356,7 @@ impl HttpContext for FilterStream {
             self.started = host::now_nanos().ok();
         }
         let request = HostRequest::new(active.bulk_headers);
-        let verdict = Verdict::for_request(config, &request, Some(&active.tokens));
+        let verdict = decide(config, &request, &active.tokens);
         self.decided = verdict.decided;
         self.set_cookie = verdict.set_cookie(config);
         self.slot = if config.outcome_metrics {
@@ -441,6 +449,11 @@ impl HttpContext for Unconfigured {
         );
         Action::Continue
     }
+}
+
+#[inline(never)]
+fn decide<'c>(config: &'c FilterConfig, request: &HostRequest, tokens: &TokenCache) -> Verdict<'c> {
+    Verdict::for_request(config, request, Some(tokens))
 }
 
 /// The current request as seen through host calls; a failed call reads as absent.
