@@ -85,6 +85,13 @@ def baseline(commit: str, wasm_opt_bin: str, log: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(src, filter="data")
     archive.unlink()
+    # Its sources sit under this repository's target/, inside the workspace of the root
+    # Cargo.toml: cargo refuses a package that believes it is in a workspace that does not list
+    # it. An empty `[workspace]` makes the old commit a workspace of its own, as it was.
+    manifest = src / "Cargo.toml"
+    text = manifest.read_text(encoding="utf-8")
+    if "[workspace]" not in text:
+        manifest.write_text(text + "\n[workspace]\n", encoding="utf-8")
     _run(["cargo", "build", "--release", "--locked", "--target", WASM_TARGET, "--lib",
           "--target-dir", str(home / "target")], src, log)
     return wasm_opt(wasm_opt_bin, home / "target" / WASM_TARGET / "release" / "traffic_color.wasm",
