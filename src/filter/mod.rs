@@ -451,6 +451,9 @@ impl HttpContext for Unconfigured {
     }
 }
 
+/// The verdict, in a function of its own: inlined, it made `on_http_request_headers` the
+/// module's largest function, and V8's optimizing compiler holds memory by the largest
+/// functions when Envoy loads the module (BENCHMARKS.md, Memory). It costs one call per request.
 #[inline(never)]
 fn decide<'c>(config: &'c FilterConfig, request: &HostRequest, tokens: &TokenCache) -> Verdict<'c> {
     Verdict::for_request(config, request, Some(tokens))
